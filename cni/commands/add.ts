@@ -1,0 +1,184 @@
+// ADD: give the container an interface on the node's bridge and an address from the node's range.
+// Reads top to bottom like the script it is; after each side effect an undo step is pushed, and any failure
+// runs them newest first, so a failed ADD leaves no link, no address and no reservation behind.
+import fs from "node:fs";
+import {
+  addAddress,
+  createVeth,
+  deleteLink,
+  getLink,
+  NetlinkSocket,
+  replaceRoute,
+  setBridgePortHairpin,
+  setLink,
+  type Link,
+} from "../../native/netlink";
+import { isErrno } from "../../native/errors";
+import { openCurrentNetns, withNetns } from "../../native/netns";
+import { writeSysctl } from "../../native/sysctl";
+import { ensureBridge } from "../bridge";
+import { parseNetConf } from "../config";
+import type { CniEnv } from "../env";
+import { hostVethAlias, hostVethName } from "../host-veth";
+import { allocate, release, type Allocation } from "../ipam";
+import { WEFT_ROUTE_PROTOCOL } from "../marks";
+import { ipamCall, resolve, type Network } from "../network";
+import { openPodNetns } from "../pod-netns";
+import { podRoutes, type PodRoute } from "../pod-interface";
+import { CniError, ErrorCode } from "../spec/errors";
+import { convertResult, type CniResult } from "../spec/result";
+import { UndoStack } from "../undo";
+
+export function runAdd(env: CniEnv, stdin: Buffer): unknown {
+  const conf = parseNetConf(stdin);
+  const network = resolve(conf);
+  const podNetnsFd = openPodNetns(env.netns);
+  const hostNetnsFd = openCurrentNetns();
+  const host = NetlinkSocket.open();
+  const pod = withNetns(podNetnsFd, () => NetlinkSocket.open());
+  const undo = new UndoStack();
+  try {
+    if (getLink(pod, env.ifname)) {
+      throw new CniError(ErrorCode.InterfaceExists, `Cannot add ${env.ifname}: an interface of that name already exists in ${env.netns}`);
+    }
+
+    const allocations = ipamCall(() =>
+      allocate(network.store, { id: env.containerId, ifname: env.ifname, network: conf.name, rangeSets: network.ipam.rangeSets }),
+    );
+    undo.push("release IPs", () => release(network.store, { id: env.containerId, ifname: env.ifname }));
+
+    const bridge = ensureBridge(host, {
+      name: conf.bridge,
+      mtu: network.mtu,
+      gatewayCidrs: conf.isGateway || conf.isDefaultGateway ? allocations.map(gatewayCidr) : [],
+    });
+    if (conf.isGateway || conf.isDefaultGateway) enableForwarding(allocations);
+
+    const hostVeth = createVethPair(host, pod, { env, network, hostNetnsFd, undo });
+    setLink(host, hostVeth.index, { masterIndex: bridge.index, up: true });
+    if (conf.hairpinMode) setBridgePortHairpin(host, hostVeth.index, true);
+
+    const podLink = configurePodInterface(pod, podNetnsFd, { env, allocations });
+    const routes = podRoutes(network, allocations);
+    for (const route of routes) addPodRoute(pod, podLink.index, route);
+
+    return convertResult(buildResult(conf.prevResult, { env, network, bridge, hostVeth, podLink, allocations, routes }), conf.cniVersion);
+  } catch (error) {
+    const failedUndo = undo.run();
+    if (failedUndo.length > 0 && error instanceof Error) {
+      throw new CniError(error instanceof CniError ? error.code : ErrorCode.Internal, error.message, {
+        details: `rollback incomplete: ${failedUndo.join("; ")}`,
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    pod.close();
+    host.close();
+    fs.closeSync(hostNetnsFd);
+    fs.closeSync(podNetnsFd);
+  }
+}
+
+function gatewayCidr(allocation: Allocation): string {
+  return `${allocation.gateway}/${allocation.address.split("/")[1]}`;
+}
+
+function enableForwarding(allocations: readonly Allocation[]): void {
+  for (const allocation of allocations) {
+    if (allocation.gateway.includes(":")) writeSysctl("net/ipv6/conf/all/forwarding", "1");
+    else writeSysctl("net/ipv4/ip_forward", "1");
+  }
+}
+
+/**
+ * One request inside the pod's netns creates both ends, the host end placed straight in the host netns (as the
+ * reference bridge plugin does): no window where the pod end sits in the host under a guessable name. The host
+ * name is derived from the attachment; a leftover of the same name is from a killed ADD of this very
+ * attachment, so it is replaced.
+ */
+function createVethPair(
+  host: NetlinkSocket,
+  pod: NetlinkSocket,
+  { env, network, hostNetnsFd, undo }: { env: CniEnv; network: Network; hostNetnsFd: number; undo: UndoStack },
+): Link {
+  const hostName = hostVethName(env.containerId, env.ifname);
+  const create = () =>
+    createVeth(pod, { name: env.ifname, peerName: hostName, peerNetnsFd: hostNetnsFd, mtu: network.mtu, peerMtu: network.mtu });
+  try {
+    create();
+  } catch (error) {
+    if (!isErrno(error, "EEXIST") || !getLink(host, hostName)) throw error;
+    deleteLink(host, hostName);
+    create();
+  }
+  undo.push(`delete ${env.ifname} in ${env.netns}`, () => deleteLink(pod, env.ifname));
+  const hostVeth = getLink(host, hostName);
+  if (!hostVeth) throw new CniError(ErrorCode.KernelFailure, `Cannot find host veth ${hostName} after creating it`);
+  setLink(host, hostVeth.index, { alias: hostVethAlias(env.containerId, env.ifname) });
+  return hostVeth;
+}
+
+function configurePodInterface(
+  pod: NetlinkSocket,
+  podNetnsFd: number,
+  { env, allocations }: { env: CniEnv; allocations: readonly Allocation[] },
+): Link {
+  const link = getLink(pod, env.ifname);
+  if (!link) throw new CniError(ErrorCode.KernelFailure, `Cannot find ${env.ifname} in ${env.netns} after creating it`);
+  // Announce the new address at once, so neighbours' stale ARP entries for a reused IP are replaced.
+  withNetns(podNetnsFd, () => writeSysctl(`net/ipv4/conf/${env.ifname}/arp_notify`, "1"));
+  for (const allocation of allocations) {
+    addAddress(pod, link.index, allocation.address, { noDad: true });
+  }
+  setLink(pod, link.index, { up: true });
+  return link;
+}
+
+function addPodRoute(pod: NetlinkSocket, index: number, route: PodRoute): void {
+  try {
+    replaceRoute(pod, {
+      family: route.family,
+      dst: route.dst,
+      gateway: route.gw,
+      index,
+      protocol: WEFT_ROUTE_PROTOCOL,
+    });
+  } catch (error) {
+    throw new CniError(ErrorCode.KernelFailure, `Cannot add route ${route.dst}${route.gw ? ` via ${route.gw}` : ""} in the pod: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+interface Attachment {
+  env: CniEnv;
+  network: Network;
+  bridge: Link;
+  hostVeth: Link;
+  podLink: Link;
+  allocations: readonly Allocation[];
+  routes: readonly PodRoute[];
+}
+
+/** Our interfaces and IPs, appended to a chained prevResult when there is one (indexes shifted accordingly). */
+function buildResult(prev: CniResult | undefined, a: Attachment): CniResult {
+  const base = prev?.interfaces.length ?? 0;
+  const mtu = a.network.mtu;
+  const withMtu = <T extends object>(o: T): T => (mtu === undefined ? o : { ...o, mtu });
+  return {
+    cniVersion: a.network.conf.cniVersion,
+    interfaces: [
+      ...(prev?.interfaces ?? []),
+      withMtu({ name: a.bridge.name, mac: a.bridge.mac }),
+      withMtu({ name: a.hostVeth.name, mac: a.hostVeth.mac }),
+      withMtu({ name: a.podLink.name, mac: a.podLink.mac, sandbox: a.env.netns }),
+    ],
+    ips: [
+      ...(prev?.ips ?? []),
+      ...a.allocations.map((allocation) => ({ address: allocation.address, gateway: allocation.gateway, interface: base + 2 })),
+    ],
+    routes: [...(prev?.routes ?? []), ...a.routes.map(({ dst, gw }) => (gw ? { dst, gw } : { dst }))],
+    dns: a.network.conf.dns ?? prev?.dns ?? {},
+  };
+}

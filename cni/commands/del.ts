@@ -1,0 +1,57 @@
+// DEL: best effort and idempotent. The pod's namespace may be gone, the interface may be gone, DEL may come
+// twice: each still succeeds and the addresses are released. The host veth is found by its derived name, so it
+// goes even when the namespace cannot be entered.
+import { deleteLink, getLink, NetlinkSocket } from "../../native/netlink";
+import { isErrno } from "../../native/errors";
+import { NetnsError, withNetns } from "../../native/netns";
+import { parseNetConf } from "../config";
+import type { CniEnv } from "../env";
+import { hostVethAlias, hostVethName } from "../host-veth";
+import { release } from "../ipam";
+import { ipamCall, openStore } from "../network";
+import { checkCommandAllowed } from "../spec/version";
+
+export function runDel(env: CniEnv, stdin: Buffer): unknown {
+  const conf = parseNetConf(stdin);
+  checkCommandAllowed("DEL", conf.cniVersion);
+  if (env.netns) deletePodInterface(env.netns, env.ifname);
+  deleteHostVeth(env);
+  ipamCall(() => release(openStore(conf), { id: env.containerId, ifname: env.ifname }));
+  return undefined;
+}
+
+function deletePodInterface(netns: string, ifname: string): void {
+  try {
+    withNetns(netns, () => {
+      const sock = NetlinkSocket.open();
+      try {
+        const link = getLink(sock, ifname);
+        if (link?.kind === "veth") deleteLinkIfPresent(sock, link.index);
+      } finally {
+        sock.close();
+      }
+    });
+  } catch (error) {
+    // The namespace is gone (or was never one): its interfaces went with it.
+    if (error instanceof NetnsError && (error.code === "ENOENT" || error.code === "ENOTNETNS")) return;
+    throw error;
+  }
+}
+
+function deleteHostVeth(env: CniEnv): void {
+  const sock = NetlinkSocket.open();
+  try {
+    const link = getLink(sock, hostVethName(env.containerId, env.ifname));
+    if (link && link.alias === hostVethAlias(env.containerId, env.ifname)) deleteLinkIfPresent(sock, link.index);
+  } finally {
+    sock.close();
+  }
+}
+
+function deleteLinkIfPresent(sock: NetlinkSocket, index: number): void {
+  try {
+    deleteLink(sock, index);
+  } catch (error) {
+    if (!isErrno(error, "ENODEV")) throw error;
+  }
+}

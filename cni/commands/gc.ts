@@ -1,0 +1,62 @@
+// GC (spec 1.1): the runtime names every attachment that is still valid; everything else of this network is
+// released: IP reservations and host veths on our bridge. Only veths that carry weft's alias are considered.
+import { deleteLink, getLink, listLinks, NetlinkSocket } from "../../native/netlink";
+import { isErrno } from "../../native/errors";
+import { parseNetConf } from "../config";
+import type { CniEnv } from "../env";
+import { parseHostVethAlias } from "../host-veth";
+import { listReservations, releaseIP } from "../ipam";
+import { ipamCall, openStore } from "../network";
+import { invalidField, isObject } from "../spec/fields";
+import { checkCommandAllowed } from "../spec/version";
+
+const VALID_ATTACHMENTS = "cni.dev/valid-attachments";
+
+function parseValidAttachments(raw: Record<string, unknown>): Set<string> {
+  // Absent is an error, not "nothing is valid": that reading would release every pod's address.
+  const list = raw[VALID_ATTACHMENTS];
+  if (!Array.isArray(list)) throw invalidField(VALID_ATTACHMENTS, "a list of {containerID, ifname}", list);
+  const valid = new Set<string>();
+  list.forEach((entry, index) => {
+    const field = `${VALID_ATTACHMENTS}[${index}]`;
+    if (!isObject(entry) || typeof entry.containerID !== "string" || typeof entry.ifname !== "string") {
+      throw invalidField(field, "an object with string containerID and ifname", entry);
+    }
+    valid.add(`${entry.containerID}/${entry.ifname}`);
+    valid.add(entry.containerID); // reservations written by old host-local hold only the container id
+  });
+  return valid;
+}
+
+export function runGc(_env: CniEnv, stdin: Buffer): unknown {
+  const conf = parseNetConf(stdin);
+  checkCommandAllowed("GC", conf.cniVersion);
+  const valid = parseValidAttachments(conf.raw);
+
+  const store = openStore(conf);
+  ipamCall(() => {
+    for (const reservation of listReservations(store)) {
+      const key = reservation.ifname === undefined ? reservation.id : `${reservation.id}/${reservation.ifname}`;
+      if (!valid.has(key)) releaseIP(store, reservation.ip, { owner: reservation });
+    }
+  });
+
+  const sock = NetlinkSocket.open();
+  try {
+    const bridge = getLink(sock, conf.bridge);
+    if (!bridge) return undefined;
+    for (const link of listLinks(sock)) {
+      const attachment = parseHostVethAlias(link.alias);
+      if (!attachment || link.masterIndex !== bridge.index) continue;
+      if (valid.has(`${attachment.containerId}/${attachment.ifname}`)) continue;
+      try {
+        deleteLink(sock, link.index);
+      } catch (error) {
+        if (!isErrno(error, "ENODEV")) throw error;
+      }
+    }
+  } finally {
+    sock.close();
+  }
+  return undefined;
+}

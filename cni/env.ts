@@ -1,0 +1,69 @@
+// The CNI_* environment, validated once. Which variables a command needs follows the spec: ADD and CHECK need
+// the container, netns and ifname; DEL may come without a netns (the pod's namespace can be gone already);
+// GC, STATUS and VERSION need none of them.
+import { CniError, ErrorCode } from "./spec/errors";
+
+export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
+const COMMANDS: readonly CniCommand[] = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"];
+
+export interface CniEnv {
+  command: CniCommand;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  /** CNI_ARGS as key/value pairs (`IgnoreUnknown=1;K8S_POD_NAME=…`). */
+  args: Map<string, string>;
+  path: string[];
+}
+
+const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+function invalid(message: string): CniError {
+  return new CniError(ErrorCode.InvalidEnvironmentVariables, message);
+}
+
+/** Linux's rules for an interface name: 1–15 bytes, not "." or "..", no '/', ':' or whitespace. */
+export function validateInterfaceName(name: string, what: string): void {
+  if (Buffer.byteLength(name) > 15) throw invalid(`${what} "${name}" is longer than 15 bytes`);
+  if (name === "." || name === "..") throw invalid(`${what} "${name}" is not a valid interface name`);
+  if (/[/:\s]/.test(name)) throw invalid(`${what} "${name}" must not contain '/', ':' or whitespace`);
+}
+
+function parseArgs(raw: string | undefined): Map<string, string> {
+  const args = new Map<string, string>();
+  for (const pair of (raw ?? "").split(";")) {
+    if (!pair) continue;
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw invalid(`CNI_ARGS: "${pair}" is not KEY=VALUE`);
+    args.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  return args;
+}
+
+export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
+  const command = env.CNI_COMMAND ?? "";
+  if (!command) throw invalid("CNI_COMMAND is required");
+  if (!COMMANDS.includes(command as CniCommand)) {
+    throw invalid(`CNI_COMMAND "${command}" is not one of ${COMMANDS.join(", ")}`);
+  }
+  const parsed: CniEnv = {
+    command: command as CniCommand,
+    containerId: env.CNI_CONTAINERID ?? "",
+    netns: env.CNI_NETNS ?? "",
+    ifname: env.CNI_IFNAME ?? "",
+    args: new Map(),
+    path: (env.CNI_PATH ?? "").split(":").filter(Boolean),
+  };
+  if (parsed.command === "VERSION" || parsed.command === "GC" || parsed.command === "STATUS") return parsed;
+
+  if (!parsed.containerId) throw invalid("CNI_CONTAINERID is required");
+  if (!CONTAINER_ID.test(parsed.containerId)) {
+    throw invalid(`CNI_CONTAINERID "${parsed.containerId}" may hold only letters, digits, '_', '.' and '-'`);
+  }
+  if (!parsed.ifname) throw invalid("CNI_IFNAME is required");
+  validateInterfaceName(parsed.ifname, "CNI_IFNAME");
+  if (!parsed.netns && parsed.command !== "DEL") throw invalid("CNI_NETNS is required");
+  if (parsed.netns && !parsed.netns.startsWith("/")) throw invalid(`CNI_NETNS "${parsed.netns}" is not an absolute path`);
+  parsed.args = parseArgs(env.CNI_ARGS);
+  return parsed;
+}

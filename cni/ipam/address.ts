@@ -1,0 +1,39 @@
+// IP addresses as the IPAM layer sees them: ip-num values, parsed strictly and printed exactly like Go's
+// net.IP.String() (RFC 5952 for IPv6), because the printed form is a file name shared with host-local.
+import { IPv4, IPv6, IPv6CidrRange, Validator, collapseIPv6Number } from "ip-num";
+
+export type Address = IPv4 | IPv6;
+export type Family = 4 | 6;
+
+// host-local turns these into IPv4 addresses (Go's To4), so a file named after one would never match ours.
+// Bounds kept as addresses: comparing with them is much cheaper than ip-num's CIDR containment check.
+const IPV4_MAPPED = IPv6CidrRange.fromCidr("::ffff:0:0/96");
+const IPV4_MAPPED_FIRST = IPV4_MAPPED.getFirst();
+const IPV4_MAPPED_LAST = IPV4_MAPPED.getLast();
+
+/** Parses an IPv4 or IPv6 address; returns undefined for anything else (zones, IPv4-mapped IPv6, garbage). */
+export function parseAddress(text: string): Address | undefined {
+  if (text.includes(":")) {
+    if (text.includes("%") || text.includes(".") || !Validator.isValidIPv6String(text)[0]) return undefined;
+    const address = new IPv6(text);
+    const mapped = IPV4_MAPPED_FIRST.isLessThanOrEquals(address) && address.isLessThanOrEquals(IPV4_MAPPED_LAST);
+    return mapped ? undefined : address;
+  }
+  if (!Validator.isValidIPv4String(text)[0]) return undefined;
+  return new IPv4(text);
+}
+
+/** The canonical text of an address: the name of its reservation file. */
+export function formatAddress(address: Address): string {
+  return address instanceof IPv6 ? collapseIPv6Number(address.toString()) : address.toString();
+}
+
+export function familyOf(address: Address): Family {
+  return address instanceof IPv6 ? 6 : 4;
+}
+
+/** Normalises an address string to its canonical form, or undefined when it is not an address. */
+export function canonicalAddress(text: string): string | undefined {
+  const address = parseAddress(text);
+  return address && formatAddress(address);
+}

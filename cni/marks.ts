@@ -1,0 +1,4 @@
+// How weft recognises kernel state it created (ARCHITECTURE.md: "kernel state is owned, never guessed").
+// The route protocol number is weft's own (unassigned in iproute2's rt_protos), so reconcile and cleanup can
+// select exactly our routes; 87 is ASCII "W".
+export const WEFT_ROUTE_PROTOCOL = 87;

@@ -1,0 +1,114 @@
+// The one place for FFI: thin, typed wrappers over the libc calls Node does not expose. Each wrapper throws a
+// KernelError carrying errno on failure, so nothing above this file sees a -1.
+import { KernelError } from "./errors";
+import { loadKoffi } from "./koffi-loader";
+
+export const CLONE_NEWNET = 0x40000000;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SOL_NETLINK = 270;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_RCVTIMEO = 20;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+const NS_GET_NSTYPE = 0xb703;
+
+type Fn = (...args: unknown[]) => number;
+
+interface Libc {
+  setns: Fn;
+  flock: Fn;
+  ioctl: Fn;
+  socket: Fn;
+  bind: Fn;
+  send: Fn;
+  recv: Fn;
+  close: Fn;
+  setsockopt: Fn;
+  getsockname: Fn;
+}
+
+let bound: Libc | undefined;
+let errnoOf: () => number = () => 0;
+
+function libc(): Libc {
+  if (bound) return bound;
+  const koffi = loadKoffi();
+  const lib = koffi.load("libc.so.6");
+  const f = (signature: string) => lib.func(signature) as Fn;
+  errnoOf = () => koffi.errno();
+  bound = {
+    setns: f("int setns(int fd, int nstype)"),
+    flock: f("int flock(int fd, int operation)"),
+    ioctl: f("int ioctl(int fd, unsigned long request)"),
+    socket: f("int socket(int domain, int type, int protocol)"),
+    bind: f("int bind(int fd, void *addr, uint32_t len)"),
+    send: f("intptr_t send(int fd, void *buf, size_t len, int flags)"),
+    recv: f("intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)"),
+    close: f("int close(int fd)"),
+    setsockopt: f("int setsockopt(int fd, int level, int name, void *value, uint32_t len)"),
+    getsockname: f("int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)"),
+  };
+  return bound;
+}
+
+function check(operation: string, result: number): number {
+  if (result < 0) throw new KernelError(operation, errnoOf());
+  return result;
+}
+
+export function setns(fd: number, nstype: number): void {
+  check("setns", libc().setns(fd, nstype));
+}
+
+/** Blocks until the lock is held (unless `nonBlocking`, which throws EAGAIN when it is taken). */
+export function flock(fd: number, operation: number): void {
+  check("flock", libc().flock(fd, operation));
+}
+
+/** The namespace type of an nsfs file descriptor (CLONE_NEWNET for a network namespace). */
+export function namespaceType(fd: number): number {
+  return check("ioctl(NS_GET_NSTYPE)", libc().ioctl(fd, NS_GET_NSTYPE));
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check("socket", libc().socket(domain, type, protocol));
+}
+
+export function bind(fd: number, address: Buffer): void {
+  check("bind", libc().bind(fd, address, address.length));
+}
+
+export function getsockname(fd: number, address: Buffer): void {
+  const len = [address.length];
+  check("getsockname", libc().getsockname(fd, address, len));
+}
+
+export function send(fd: number, data: Buffer): number {
+  return check("send", libc().send(fd, data, data.length, 0));
+}
+
+/** Returns the number of bytes received; with MSG_PEEK|MSG_TRUNC, the size of the pending datagram. */
+export function recv(fd: number, buffer: Buffer, flags = 0): number {
+  return check("recv", libc().recv(fd, buffer, buffer.length, flags));
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value);
+  check("setsockopt", libc().setsockopt(fd, level, name, b, 4));
+}
+
+export function setsockoptBuffer(fd: number, level: number, name: number, value: Buffer): void {
+  check("setsockopt", libc().setsockopt(fd, level, name, value, value.length));
+}
+
+export function close(fd: number): void {
+  libc().close(fd);
+}

