@@ -1,19 +1,22 @@
 import { defineConfig } from "vitest/config";
 
 // Three projects: unit (pure logic, no root), integration (root, throwaway netns, the compiled binary),
-// e2e (simulated nodes, podman, etcd). Kernel tests run files one at a time: they share one kernel.
+// e2e (simulated nodes, podman, etcd). The projects run one after another (groupOrder) and kernel tests run
+// their files one at a time: they share one kernel and two cores.
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
           name: "unit",
+          sequence: { groupOrder: 0 },
           include: ["test/unit/**/*.test.ts", "{native,cni,agent}/**/*.test.ts"],
         },
       },
       {
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: ["test/integration/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
@@ -24,6 +27,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
+          sequence: { groupOrder: 2 },
           include: ["test/e2e/**/*.test.ts"],
           testTimeout: 180_000,
           hookTimeout: 300_000,

@@ -259,6 +259,7 @@ export function isValidNetworkName(name: string): boolean {
 export function isValidInterfaceName(name: string): boolean {
   if (name === "" || name === "." || name === "..") return false;
   if (Buffer.byteLength(name) > 15) return false;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   return !/[\s/:\u0000-\u001f\u007f]/u.test(name);
 }
 

@@ -1,6 +1,7 @@
 // The CNI_* environment, validated once. Which variables a command needs follows the spec: ADD and CHECK need
 // the container, netns and ifname; DEL may come without a netns (the pod's namespace can be gone already);
 // GC, STATUS and VERSION need none of them.
+import { isValidInterfaceName } from "./config";
 import { CniError, ErrorCode } from "./spec/errors";
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
@@ -22,11 +23,10 @@ function invalid(message: string): CniError {
   return new CniError(ErrorCode.InvalidEnvironmentVariables, message);
 }
 
-/** Linux's rules for an interface name: 1–15 bytes, not "." or "..", no '/', ':' or whitespace. */
 export function validateInterfaceName(name: string, what: string): void {
-  if (Buffer.byteLength(name) > 15) throw invalid(`${what} "${name}" is longer than 15 bytes`);
-  if (name === "." || name === "..") throw invalid(`${what} "${name}" is not a valid interface name`);
-  if (/[/:\s]/.test(name)) throw invalid(`${what} "${name}" must not contain '/', ':' or whitespace`);
+  if (!isValidInterfaceName(name)) {
+    throw invalid(`${what} "${name}" is not a valid interface name: 1-15 bytes, no '/', ':', whitespace or control characters`);
+  }
 }
 
 function parseArgs(raw: string | undefined): Map<string, string> {

@@ -65,9 +65,9 @@ function main(): number {
     fs.writeSync(1, `weft ${version} (CNI plugin, spec 1.1)\n`);
     return 0;
   }
-  let stdin = Buffer.alloc(0);
+  let stdin: Buffer = Buffer.alloc(0);
   try {
-    stdin = process.env.CNI_COMMAND === "VERSION" || process.env.CNI_COMMAND ? readStdin() : Buffer.alloc(0);
+    stdin = process.env.CNI_COMMAND ? readStdin() : stdin;
     const result = dispatch(stdin);
     if (result !== undefined) fs.writeSync(1, JSON.stringify(result));
     return 0;

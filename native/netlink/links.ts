@@ -179,7 +179,8 @@ export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges
   if (changes.mtu !== undefined) m.u32(IFLA_MTU, changes.mtu);
   if (changes.mac !== undefined) m.mac(IFLA_ADDRESS, changes.mac);
   if (changes.masterIndex !== undefined) m.u32(IFLA_MASTER, changes.masterIndex);
-  if (changes.alias !== undefined) m.string(IFLA_IFALIAS, changes.alias);
+  // Without a NUL, as iproute2 sends it: an empty payload removes the alias.
+  if (changes.alias !== undefined) m.bytes(IFLA_IFALIAS, Buffer.from(changes.alias));
   sock.request(m, `RTM_NEWLINK ifindex ${index}`);
 }
 

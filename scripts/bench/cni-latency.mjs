@@ -108,7 +108,8 @@ function runAsync(plugin, command, pod) {
     child.on("error", reject);
     child.on("close", (code) => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      code === 0 ? resolve(ms) : reject(new Error(`${command} ${pod.id} failed: ${out}`));
+      if (code === 0) resolve(ms);
+      else reject(new Error(`${command} ${pod.id} failed: ${out}`));
     });
     child.stdin.end(JSON.stringify(plugin.config));
   });

@@ -23,6 +23,15 @@ export interface PluginRun {
   timeoutMs?: number;
   /** Extra variables (added to PATH and the CNI_* above). */
   env?: Record<string, string>;
+  /**
+   * Runs the plugin inside this netns path (via nsenter), as if it were the node's own namespace: kernel tests
+   * never let the plugin touch the machine's root namespace.
+   */
+  hostNetns?: string;
+}
+
+function commandLine(binaryPath: string, run: PluginRun): [string, string[]] {
+  return run.hostNetns ? ["nsenter", [`--net=${run.hostNetns}`, binaryPath]] : [binaryPath, []];
 }
 
 export interface PluginResult {
@@ -65,7 +74,8 @@ function parseJson(stdout: string): any {
 
 /** Runs the plugin and waits for it (blocks the event loop). */
 export function runPlugin(binaryPath: string, run: PluginRun): PluginResult {
-  const child = spawnSync(binaryPath, [], {
+  const [command, args] = commandLine(binaryPath, run);
+  const child = spawnSync(command, args, {
     env: pluginEnv(run),
     input: stdinText(run.stdin),
     encoding: "utf8",
@@ -80,9 +90,10 @@ export function runPlugin(binaryPath: string, run: PluginRun): PluginResult {
 /** Runs the plugin without blocking, e.g. 64 concurrent ADDs with `Promise.all`. Never rejects for an exit code. */
 export function runPluginAsync(binaryPath: string, run: PluginRun): Promise<PluginResult> {
   return new Promise((resolve, reject) => {
+    const [command, args] = commandLine(binaryPath, run);
     const child = execFile(
-      binaryPath,
-      [],
+      command,
+      args,
       {
         env: pluginEnv(run),
         encoding: "utf8",

@@ -6,6 +6,7 @@
 //   creates is named `wft-<run>-…` (see RUN_PREFIX in ./netns.ts). globalSetup runs in the main vitest process
 //   before the worker pool starts, and the workers (child processes or threads) inherit its process.env, so
 //   RUN_PREFIX is the same in every test file. Both projects run this file: the first one to run picks the id.
+//   An id set beforehand (WEFT_TEST_RUN=… npx vitest) is kept, and its cleanup is then left to the caller.
 // - On teardown, runs scripts/cleanup-test-state.sh for this run only: podman nodes, processes and netns named
 //   `wft-<run>-*`, temp dirs `${TMPDIR:-/tmp}/wft-<run>-*`, libcni cache entries of networks `wft-<run>-*`.
 import { execFileSync } from "node:child_process";

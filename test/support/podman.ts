@@ -54,6 +54,7 @@ export const REFERENCE_PLUGIN_DIR = "/usr/lib/cni";
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NSENTER = findCommand("nsenter");
 const PODMAN = findCommand("podman");
+const UNSHARE = findCommand("unshare");
 const BUSYBOX = "/bin/busybox";
 const DEFAULT_TIMEOUT_MS = 60_000;
 
@@ -128,9 +129,10 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
   };
   let closed = false;
 
-  const podman = (argv: string[], commandOptions: CommandOptions = {}): string => {
-    if (closed) throw new Error(`Cannot run podman ${argv[0]}: node ${netnsName} is closed`);
-    const command = [NSENTER, `--net=/run/netns/${netnsName}`, PODMAN, ...argv];
+  // Every podman command runs in the node netns; only close() falls back to a fresh empty netns when the node's is
+  // already gone, so that the plugins' DEL (portmap's iptables, …) can never act on the root namespace.
+  const runPodman = (argv: string[], commandOptions: CommandOptions, enter: string[]): string => {
+    const command = [...enter, PODMAN, ...argv];
     try {
       return execFileSync(command[0]!, command.slice(1), {
         env,
@@ -145,6 +147,10 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
       const e = error as { stderr?: string; message: string };
       throw new Error(`podman ${argv.join(" ")} failed (node ${netnsName}): ${e.stderr?.trim() || e.message}`);
     }
+  };
+  const podman = (argv: string[], commandOptions: CommandOptions = {}): string => {
+    if (closed) throw new Error(`Cannot run podman ${argv[0]}: node ${netnsName} is closed`);
+    return runPodman(argv, commandOptions, [NSENTER, `--net=/run/netns/${netnsName}`]);
   };
 
   const node: PodmanNode = {
@@ -181,7 +187,8 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
     close() {
       if (closed) return;
       try {
-        if (existsSync(`/run/netns/${netnsName}`)) podman(["rm", "--all", "--force", "--time", "0"], { allowFailure: true });
+        const enter = existsSync(`/run/netns/${netnsName}`) ? [NSENTER, `--net=/run/netns/${netnsName}`] : [UNSHARE, "--net"];
+        runPodman(["rm", "--all", "--force", "--time", "0"], { allowFailure: true }, enter);
       } finally {
         closed = true;
         // Nothing stays mounted under dir once the containers are gone; the cleanup script handles crashes.

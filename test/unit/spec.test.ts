@@ -198,7 +198,7 @@ describe("result conversion", () => {
   });
 
   it("writes 1.0 without the 1.1 fields and without ips[].version", () => {
-    const json = convertResult(fullResult(), "1.0.0") as any;
+    const json = convertResult(fullResult(), "1.0.0") as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(json.cniVersion).toBe("1.0.0");
     expect(json.interfaces[2]).toEqual({ name: "eth0", mac: "0a:58:0a:f4:01:05", sandbox: "/var/run/netns/pod1" });
     expect(json.interfaces[0]).toEqual({ name: "cni0", mac: "0a:58:0a:f4:01:01" });
@@ -209,7 +209,7 @@ describe("result conversion", () => {
   });
 
   it.each(["0.3.0", "0.3.1", "0.4.0"])("writes %s with ips[].version and without the 1.1 fields", (version) => {
-    const json = convertResult(fullResult(), version) as any;
+    const json = convertResult(fullResult(), version) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(json.cniVersion).toBe(version);
     expect(json.ips).toEqual([
       { version: "4", address: "10.244.1.5/24", gateway: "10.244.1.1", interface: 2 },
@@ -226,7 +226,7 @@ describe("result conversion", () => {
 
   it("does not share arrays with the internal result", () => {
     const result = fullResult();
-    const json = convertResult(result, "1.1.0") as any;
+    const json = convertResult(result, "1.1.0") as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     json.dns.nameservers.push("1.1.1.1");
     expect(result.dns.nameservers).toEqual(["10.96.0.10"]);
   });

@@ -1,0 +1,23 @@
+// Lint: typescript-eslint's recommended rules, plus the layering rule of ARCHITECTURE.md (agent → cni → native).
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "test-results/", ".cache/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: "readonly", Buffer: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", URL: "readonly", TextDecoder: "readonly", TextEncoder: "readonly", AbortController: "readonly", AbortSignal: "readonly", NodeJS: "readonly" } },
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    files: ["native/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: ["**/cni/**", "**/agent/**", "../cni/*", "../agent/*"] }] },
+  },
+  {
+    files: ["cni/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: ["**/agent/**", "../agent/*", "../../agent/*", "@kubernetes/*"] }] },
+  },
+);
