@@ -19,22 +19,29 @@ export interface BridgeOptions {
   gatewayCidrs: string[];
 }
 
+/** The bridge if it exists; an error if the name is taken by a link that is not a bridge. */
+export function findBridge(sock: NetlinkSocket, name: string): Link | undefined {
+  const link = getLink(sock, name);
+  if (link && link.kind !== "bridge") {
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `Cannot use "${name}" as the bridge: a link of that name exists and is a ${link.kind ?? "device"}, not a bridge`,
+    );
+  }
+  return link;
+}
+
 export function ensureBridge(sock: NetlinkSocket, options: BridgeOptions): Link {
-  let bridge = getLink(sock, options.name);
+  let bridge = findBridge(sock, options.name);
   if (!bridge) {
     try {
       createBridge(sock, options.mtu === undefined ? { name: options.name } : { name: options.name, mtu: options.mtu });
     } catch (error) {
       if (!isErrno(error, "EEXIST")) throw error;
     }
-    bridge = getLink(sock, options.name);
+    // Another ADD may have won the race, with a bridge or (unlikely) something else of that name.
+    bridge = findBridge(sock, options.name);
     if (!bridge) throw new CniError(ErrorCode.KernelFailure, `Cannot create bridge ${options.name}: it vanished after creation`);
-  }
-  if (bridge.kind !== "bridge") {
-    throw new CniError(
-      ErrorCode.InvalidNetworkConfig,
-      `Cannot use "${options.name}" as the bridge: a link of that name exists and is a ${bridge.kind ?? "device"}, not a bridge`,
-    );
   }
   if (!bridge.up || (options.mtu !== undefined && bridge.mtu !== options.mtu)) {
     setLink(sock, bridge.index, options.mtu === undefined ? { up: true } : { up: true, mtu: options.mtu });

@@ -17,6 +17,7 @@ export interface CniEnv {
   path: string[];
 }
 
+// The spec allows letters, digits, "_", "." and "-"; ".." is refused too, as the ID ends up in names and files.
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function invalid(message: string): CniError {
@@ -57,8 +58,8 @@ export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
   if (parsed.command === "VERSION" || parsed.command === "GC" || parsed.command === "STATUS") return parsed;
 
   if (!parsed.containerId) throw invalid("CNI_CONTAINERID is required");
-  if (!CONTAINER_ID.test(parsed.containerId)) {
-    throw invalid(`CNI_CONTAINERID "${parsed.containerId}" may hold only letters, digits, '_', '.' and '-'`);
+  if (!CONTAINER_ID.test(parsed.containerId) || parsed.containerId.includes("..")) {
+    throw invalid(`CNI_CONTAINERID "${parsed.containerId}" may hold only letters, digits, '_', '.' and '-' (and no "..")`);
   }
   if (!parsed.ifname) throw invalid("CNI_IFNAME is required");
   validateInterfaceName(parsed.ifname, "CNI_IFNAME");

@@ -16,7 +16,7 @@ import {
 import { isErrno } from "../../native/errors";
 import { openCurrentNetns, withNetns } from "../../native/netns";
 import { writeSysctl } from "../../native/sysctl";
-import { ensureBridge } from "../bridge";
+import { ensureBridge, findBridge } from "../bridge";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
 import { hostVethAlias, hostVethName } from "../host-veth";
@@ -41,6 +41,7 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
     if (getLink(pod, env.ifname)) {
       throw new CniError(ErrorCode.InterfaceExists, `Cannot add ${env.ifname}: an interface of that name already exists in ${env.netns}`);
     }
+    findBridge(host, conf.bridge); // refuse a bridge name taken by another kind of link before touching anything
 
     const allocations = ipamCall(() =>
       allocate(network.store, { id: env.containerId, ifname: env.ifname, network: conf.name, rangeSets: network.ipam.rangeSets }),

@@ -42,6 +42,8 @@ export type MessageDecoder<T> = (buffer: Buffer, offset: number, end: number, ty
 export interface NetlinkSocketOptions {
   /** How long one receive may block before the request fails with ETIMEDOUT. Default 5,000 ms. */
   receiveTimeoutMs?: number;
+  /** Initial size of the receive buffer; it grows when a datagram does not fit. Default 64 KiB. */
+  receiveBufferBytes?: number;
 }
 
 const DumpOutcome = { Complete: 0, Interrupted: 1, Truncated: 2 } as const;
@@ -50,11 +52,12 @@ type DumpOutcome = (typeof DumpOutcome)[keyof typeof DumpOutcome];
 export class NetlinkSocket {
   #fd: number;
   #seq: number;
-  #receiveBuffer: Buffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
+  #receiveBuffer: Buffer;
   readonly #writer = new MessageWriter(512);
 
-  private constructor(fd: number) {
+  private constructor(fd: number, receiveBufferBytes: number) {
     this.#fd = fd;
+    this.#receiveBuffer = Buffer.allocUnsafe(Math.max(receiveBufferBytes, 256));
     this.#seq = (Date.now() & 0x7fffffff) >>> 0;
   }
 
@@ -76,7 +79,7 @@ export class NetlinkSocket {
       closeFd(fd);
       throw error;
     }
-    return new NetlinkSocket(fd);
+    return new NetlinkSocket(fd, options.receiveBufferBytes ?? RECEIVE_BUFFER_BYTES);
   }
 
   /** Opens a socket inside the namespace at `netns` (path or fd); it stays there however it is used later. */
