@@ -1,0 +1,56 @@
+// The agent's shared vocabulary. Node sources (kube, etcd, file) turn their records into `PeerNode` at the edge;
+// backends and the reconciler never see annotations, etcd keys or file formats.
+
+/** A node of the cluster as the datapath needs it. Validated by the source before it gets here. */
+export interface PeerNode {
+  name: string;
+  /** The node's pod subnets: one IPv4 and/or one IPv6 CIDR, network addresses ("10.244.3.0/24"). */
+  podCidrs: string[];
+  /** The underlay address other nodes reach it at (VXLAN remote, host-gw next hop). */
+  publicIp: string;
+  /** The node's VTEP MAC (vxlan backend); absent until its agent has published it. */
+  vtepMac?: string;
+}
+
+/** What this node's agent publishes about itself through the source. */
+export interface LocalAnnouncement {
+  name: string;
+  publicIp: string;
+  vtepMac?: string;
+  backendType: BackendType;
+}
+
+/** The node list at one moment. `synced` is false until the first complete list; nothing is programmed before. */
+export interface NodeSnapshot {
+  synced: boolean;
+  nodes: PeerNode[];
+  /** Nodes the source skipped, with the reason (bad pod CIDR, missing address, …): shown in the debug state. */
+  rejected: { name: string; reason: string }[];
+  /** The last error talking to the source, if it is failing now; state is never removed because of it. */
+  error?: string;
+}
+
+/**
+ * A source of nodes (STYLE.md: the consumer declares the interface). `start` begins list+watch and calls
+ * `onChange` after every change of the snapshot; `claimLocal` returns this node's pod CIDRs (reading its Node,
+ * its file entry, or allocating an etcd lease) and publishes the announcement; `close` stops everything and is
+ * safe to call twice.
+ */
+export interface NodeSource {
+  start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void>;
+  claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
+  snapshot(): NodeSnapshot;
+  close(): Promise<void>;
+}
+
+export type BackendType = "vxlan" | "host-gw";
+
+/** net-conf.json, flannel's shape plus weft's NonMasqueradeCIDRs. Validated by agent/network-config.ts. */
+export interface NetworkConfig {
+  network: string;
+  ipv6Network?: string;
+  subnetLen: number;
+  ipv6SubnetLen?: number;
+  backend: { type: BackendType; vni: number; port: number; mtu?: number };
+  nonMasqueradeCidrs: string[];
+}
