@@ -1,0 +1,80 @@
+// A real runtime: podman (CNI backend) runs busybox containers on a weft network. The plugin directory holds
+// only a copy of dist/weft (standing in for /opt/cni/bin; portmap comes from the reference plugins), and the
+// conflist is weft then portmap, as the agent writes it.
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { WEFT_BINARY } from "../support/global-setup";
+import { createTestNetns, RUN_PREFIX, type TestNetns } from "../support/netns";
+import { createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
+
+const NETWORK = `${RUN_PREFIX}weft`;
+const NODE_IP = "192.0.2.20";
+const HOST_PORT = 18081;
+
+describe("podman with weft + portmap", () => {
+  let netns: TestNetns;
+  let node: PodmanNode;
+  let dataDir: string;
+  let pluginDir: string;
+
+  beforeAll(() => {
+    netns = createTestNetns("podweft");
+    netns.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "uplink0"]);
+    netns.exec(["ip", "address", "add", `${NODE_IP}/24`, "dev", "eth0"]);
+    netns.exec(["ip", "link", "set", "uplink0", "up"]);
+    netns.exec(["ip", "link", "set", "eth0", "up"]);
+    pluginDir = mkdtempSync(join(tmpdir(), `${RUN_PREFIX}bin-`));
+    copyFileSync(WEFT_BINARY, join(pluginDir, "weft"));
+    node = createPodmanNode({ netnsName: netns.name, pluginDirs: [pluginDir, REFERENCE_PLUGIN_DIR] });
+    dataDir = join(node.dir, "ipam");
+    node.writeConflist({
+      cniVersion: "1.0.0",
+      name: NETWORK,
+      plugins: [
+        {
+          type: "weft",
+          bridge: "cni0",
+          isDefaultGateway: true,
+          ipam: { ranges: [[{ subnet: "10.244.1.0/24" }]], dataDir },
+        },
+        { type: "portmap", capabilities: { portMappings: true }, snat: true },
+      ],
+    });
+    node.run("b", ["nc", "-ll", "-p", "8080", "-e", "/bin/echo", "hello from b"], { network: NETWORK, publish: [`${HOST_PORT}:8080`] });
+    node.run("a", ["sleep", "3600"], { network: NETWORK });
+  });
+
+  afterAll(() => {
+    node?.close();
+    netns?.remove();
+    if (pluginDir) rmSync(pluginDir, { recursive: true, force: true });
+  });
+
+  test("containers get distinct addresses from weft's IPAM", () => {
+    const [a, b] = [node.ip("a"), node.ip("b")];
+    expect(a).toMatch(/^10\.244\.1\.\d+$/);
+    expect(b).toMatch(/^10\.244\.1\.\d+$/);
+    expect(a).not.toBe(b);
+    expect(readdirSync(join(dataDir, NETWORK))).toEqual(expect.arrayContaining([a, b]));
+  });
+
+  test("a container reaches another over TCP", async () => {
+    const b = node.ip("b");
+    const reply = await eventually(() => node.exec("a", ["nc", "-w", "2", b, "8080"]));
+    expect(reply.trim()).toBe("hello from b");
+  });
+
+  test("the host port (chained portmap) answers on the node's own address", async () => {
+    const reply = await eventually(() => netns.exec(["busybox", "nc", "-w", "2", NODE_IP, String(HOST_PORT)]));
+    expect(reply.trim()).toBe("hello from b");
+  });
+
+  test("podman rm releases the addresses and the host veths", () => {
+    node.rm("a");
+    node.rm("b");
+    expect(readdirSync(join(dataDir, NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
+    expect(netns.exec(["ip", "-o", "link", "show", "type", "veth"])).not.toMatch(/veth[0-9a-f]{8}/);
+  });
+});
