@@ -1,12 +1,21 @@
 // The host end of a pod's veth. Its name is derived from the attachment (container ID + ifname), so DEL and GC
 // find it even when the pod's namespace is gone, and a retried ADD replaces the leftover of a killed one. The
 // alias marks it as weft's: GC only ever deletes veths that carry it.
-import { createHash } from "node:crypto";
-
 export const HOST_VETH_ALIAS_PREFIX = "weft:";
 
+/**
+ * `veth` + 8 hex digits of FNV-1a over "<containerId>/<ifname>". Not a cryptographic hash on purpose: loading
+ * node:crypto costs ~8 ms of the plugin's start-up. A collision with another attachment is detected by the
+ * alias and refused, never resolved by deleting the other pod's link.
+ */
 export function hostVethName(containerId: string, ifname: string): string {
-  return `veth${createHash("sha256").update(`${containerId}/${ifname}`).digest("hex").slice(0, 8)}`;
+  const text = `${containerId}/${ifname}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return `veth${hash.toString(16).padStart(8, "0")}`;
 }
 
 export function hostVethAlias(containerId: string, ifname: string): string {

@@ -109,7 +109,13 @@ function createVethPair(
   try {
     create();
   } catch (error) {
-    if (!isErrno(error, "EEXIST") || !getLink(host, hostName)) throw error;
+    if (!isErrno(error, "EEXIST")) throw error;
+    const existing = getLink(host, hostName);
+    if (existing?.alias !== hostVethAlias(env.containerId, env.ifname)) {
+      throw new CniError(ErrorCode.KernelFailure, `Cannot create host veth ${hostName}: a link of that name belongs to ${existing?.alias ?? "someone else"}`, {
+        cause: error,
+      });
+    }
     deleteLink(host, hostName);
     create();
   }

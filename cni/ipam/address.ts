@@ -7,16 +7,23 @@ export type Family = 4 | 6;
 
 // host-local turns these into IPv4 addresses (Go's To4), so a file named after one would never match ours.
 // Bounds kept as addresses: comparing with them is much cheaper than ip-num's CIDR containment check.
-const IPV4_MAPPED = IPv6CidrRange.fromCidr("::ffff:0:0/96");
-const IPV4_MAPPED_FIRST = IPV4_MAPPED.getFirst();
-const IPV4_MAPPED_LAST = IPV4_MAPPED.getLast();
+// Built on first use: parsing IPv6 text with ip-num costs milliseconds, which an IPv4-only ADD need not pay.
+let ipv4Mapped: { first: IPv6; last: IPv6 } | undefined;
+function ipv4MappedBounds(): { first: IPv6; last: IPv6 } {
+  if (!ipv4Mapped) {
+    const range = IPv6CidrRange.fromCidr("::ffff:0:0/96");
+    ipv4Mapped = { first: range.getFirst(), last: range.getLast() };
+  }
+  return ipv4Mapped;
+}
 
 /** Parses an IPv4 or IPv6 address; returns undefined for anything else (zones, IPv4-mapped IPv6, garbage). */
 export function parseAddress(text: string): Address | undefined {
   if (text.includes(":")) {
     if (text.includes("%") || text.includes(".") || !Validator.isValidIPv6String(text)[0]) return undefined;
     const address = new IPv6(text);
-    const mapped = IPV4_MAPPED_FIRST.isLessThanOrEquals(address) && address.isLessThanOrEquals(IPV4_MAPPED_LAST);
+    const { first, last } = ipv4MappedBounds();
+    const mapped = first.isLessThanOrEquals(address) && address.isLessThanOrEquals(last);
     return mapped ? undefined : address;
   }
   if (!Validator.isValidIPv4String(text)[0]) return undefined;

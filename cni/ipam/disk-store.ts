@@ -9,13 +9,13 @@
 // The file name of an address is Go's net.IP.String() of it (formatAddress). Everything is synchronous: the
 // plugin is a short-lived process, and a synchronous body cannot let other work run while the lock is held.
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { LOCK_EX, LOCK_UN, flock } from "../../native/libc";
 import { DEFAULT_DATA_DIR } from "./config";
 import { IpamError } from "./errors";
 import type { Owner, Reservation, Store } from "./store";
 import { isSameOwner } from "./store";
+import { ipFamily } from "../../native/netlink/ip";
 
 const LOCK_FILE = "lock";
 const LAST_RESERVED_PREFIX = "last_reserved_ip.";
@@ -28,7 +28,7 @@ export interface DiskStoreOptions {
 
 /** Whether a directory entry is a reservation: named by an address. node:net's check, the fastest at hand. */
 function isAddressName(name: string): boolean {
-  return net.isIP(name) !== 0;
+  return ipFamily(name) !== 0;
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { forEachAttribute, readString } from "./attributes";
 import { NetlinkInputError } from "./errors";
-import { formatIp, formatMac, parseCidr, writeIp, writeMac } from "./ip";
+import { formatIp, formatMac, ipFamily, parseCidr, writeIp, writeMac } from "./ip";
 import { MessageWriter } from "./messages";
 
 function roundTrip(text: string): string {
@@ -90,5 +90,31 @@ describe("message encoding", () => {
       if (type === 1) inner.push(readString(bytes, offset, length));
     });
     expect(inner).toEqual(["veth"]);
+  });
+});
+
+describe("ipFamily agrees with node:net's isIP (which the plugin does not load: it costs start-up)", () => {
+  it("on edge cases and on 50,000 mutated addresses", async () => {
+    const { isIP } = await import("node:net");
+    const reference = (text: string) => (text.includes("%") ? 0 : isIP(text));
+    const cases = ["1.2.3.4", "256.1.1.1", "01.2.3.4", "::", "::1", "1::", "fe80::1%eth0", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
+      "1::2::3", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "1.2.3.4::", "::1.2.3.4", "12345::", ":1::",
+      "1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7", "1:2:3:4::5:6:7:8", "", " 1.2.3.4", "1:2:3:4:5:6:7:"];
+    for (const text of cases) expect(ipFamily(text), text).toBe(reference(text));
+    const groups = () => Math.floor(Math.random() * 0x10000).toString(16);
+    const mutate = (text: string) => {
+      const at = Math.floor(Math.random() * (text.length + 1));
+      const insert = ":.0fg"[Math.floor(Math.random() * 5)] as string;
+      return Math.random() < 0.5 ? text.slice(0, at) + insert + text.slice(at) : text.slice(0, at) + text.slice(at + 1);
+    };
+    for (let i = 0; i < 50_000; i++) {
+      const parts = Array.from({ length: 8 }, groups);
+      const start = Math.floor(Math.random() * 8);
+      const end = start + Math.floor(Math.random() * (8 - start));
+      let text = Math.random() < 0.5 ? parts.join(":") : `${parts.slice(0, start).join(":")}::${parts.slice(end + 1).join(":")}`;
+      if (Math.random() < 0.2) text = `${parts.slice(0, 2).join(":")}::${[1, 2, 3, 4].map(() => Math.floor(Math.random() * 300)).join(".")}`;
+      if (Math.random() < 0.5) text = mutate(text);
+      expect(ipFamily(text), text).toBe(reference(text));
+    }
   });
 });
