@@ -7,6 +7,7 @@ import {
   createVeth,
   deleteLink,
   getLink,
+  getLinkByIndex,
   NetlinkSocket,
   replaceRoute,
   setBridgePortHairpin,
@@ -63,7 +64,10 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
     const routes = podRoutes(network, allocations);
     for (const route of routes) addPodRoute(pod, podLink.index, route);
 
-    return convertResult(buildResult(conf.prevResult, { env, network, bridge, hostVeth, podLink, allocations, routes }), conf.cniVersion);
+    // Read the bridge again: a new bridge takes its MAC from its first port, attached just above.
+    const attachedBridge = getLinkByIndex(host, bridge.index) ?? bridge;
+    const result = buildResult(conf.prevResult, { env, network, bridge: attachedBridge, hostVeth, podLink, allocations, routes });
+    return convertResult(result, conf.cniVersion);
   } catch (error) {
     const failedUndo = undo.run();
     if (failedUndo.length > 0 && error instanceof Error) {

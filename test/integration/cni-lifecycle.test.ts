@@ -21,6 +21,9 @@ describe.each(SPEC_VERSIONS)("cniVersion %s", (version) => {
     expect(result.cniVersion).toBe(version);
     expect(result.interfaces.map((i: { name: string }) => i.name)).toEqual(["cni0", expect.stringMatching(/^veth[0-9a-f]{8}$/), "eth0"]);
     expect(result.interfaces[2].sandbox).toBe(pod.path);
+    const bridgeMac = JSON.parse(node.node.exec(["ip", "-j", "link", "show", "cni0"]))[0].address;
+    expect(result.interfaces[0].mac).toBe(bridgeMac);
+    expect(bridgeMac).not.toBe("00:00:00:00:00:00");
     expect(result.ips).toHaveLength(1);
     expect(result.ips[0]).toMatchObject({ address: expect.stringMatching(/^10\.240\.0\.\d+\/24$/), gateway: "10.240.0.1", interface: 2 });
     if (version.startsWith("0.")) expect(result.ips[0].version).toBe("4");
