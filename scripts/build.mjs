@@ -59,6 +59,23 @@ async function bundle(entry, outfile) {
   });
 }
 
+// The official Node binary carries 35 MB of symbols the executable never needs: build from a stripped copy
+// when binutils' strip is there (the test and image builds install it), else from the binary as it is.
+function seaBase() {
+  const stripped = path.join(dist, ".node-stripped");
+  if (fs.existsSync(stripped) && fs.statSync(stripped).mtimeMs >= fs.statSync(nodeBinary).mtimeMs) return stripped;
+  try {
+    fs.copyFileSync(nodeBinary, `${stripped}.tmp`);
+    execFileSync("strip", ["--strip-all", `${stripped}.tmp`], { stdio: "ignore" });
+    fs.renameSync(`${stripped}.tmp`, stripped);
+    return stripped;
+  } catch {
+    fs.rmSync(`${stripped}.tmp`, { force: true });
+    console.warn("build: strip not found (apt-get install binutils); the executable keeps Node's symbols");
+    return nodeBinary;
+  }
+}
+
 function buildExecutable(name, bundlePath) {
   const addon = require.resolve(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`);
   const addonDigest = createHash("sha256").update(fs.readFileSync(addon)).digest("hex");
@@ -76,7 +93,7 @@ function buildExecutable(name, bundlePath) {
       assets: { "koffi.node": addon, "koffi.node.sha256": digestFile },
     }),
   );
-  execFileSync(nodeBinary, ["--build-sea", configFile], { stdio: "inherit", cwd: root });
+  execFileSync(seaBase(), ["--build-sea", configFile], { stdio: "inherit", cwd: root });
   fs.chmodSync(`${output}.tmp`, 0o755);
   fs.renameSync(`${output}.tmp`, output);
   return output;

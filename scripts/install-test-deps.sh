@@ -26,7 +26,7 @@ fi
 packages=(
   ca-certificates iproute2 nftables iptables util-linux mount tar
   containernetworking-plugins podman runc conmon golang-github-containers-common
-  busybox-static etcd-server iperf3
+  busybox-static etcd-server iperf3 binutils
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 

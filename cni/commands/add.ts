@@ -97,10 +97,11 @@ function enableForwarding(allocations: readonly Allocation[]): void {
 }
 
 /**
- * One request inside the pod's netns creates both ends, the host end placed straight in the host netns (as the
- * reference bridge plugin does): no window where the pod end sits in the host under a guessable name. The host
- * name is derived from the attachment; a leftover of the same name is from a killed ADD of this very
- * attachment, so it is replaced.
+ * Both ends are created inside the pod's netns; the host end gets weft's alias and moves to the host netns in
+ * one request. So the host netns never holds an unmarked veth: a kill at any point leaves either nothing in
+ * the host (the pair dies with the pod's netns, or DEL removes it by CNI_IFNAME) or a marked link that DEL and
+ * GC recognise. The host name is derived from the attachment; a marked leftover of the same name is from a
+ * killed ADD of this very attachment and is replaced, anything else of that name is refused.
  */
 function createVethPair(
   host: NetlinkSocket,
@@ -108,25 +109,27 @@ function createVethPair(
   { env, network, hostNetnsFd, undo }: { env: CniEnv; network: Network; hostNetnsFd: number; undo: UndoStack },
 ): Link {
   const hostName = hostVethName(env.containerId, env.ifname);
-  const create = () =>
-    createVeth(pod, { name: env.ifname, peerName: hostName, peerNetnsFd: hostNetnsFd, mtu: network.mtu, peerMtu: network.mtu });
+  const alias = hostVethAlias(env.containerId, env.ifname);
+  createVeth(pod, { name: env.ifname, peerName: hostName, mtu: network.mtu, peerMtu: network.mtu });
+  undo.push(`delete ${env.ifname} in ${env.netns}`, () => deleteLink(pod, env.ifname));
+  const peer = getLink(pod, hostName);
+  if (!peer) throw new CniError(ErrorCode.KernelFailure, `Cannot find ${hostName} in ${env.netns} after creating it`);
+  const move = () => setLink(pod, peer.index, { alias, netnsFd: hostNetnsFd });
   try {
-    create();
+    move();
   } catch (error) {
     if (!isErrno(error, "EEXIST")) throw error;
     const existing = getLink(host, hostName);
-    if (existing?.alias !== hostVethAlias(env.containerId, env.ifname)) {
+    if (existing?.alias !== alias) {
       throw new CniError(ErrorCode.KernelFailure, `Cannot create host veth ${hostName}: a link of that name belongs to ${existing?.alias ?? "someone else"}`, {
         cause: error,
       });
     }
     deleteLink(host, hostName);
-    create();
+    move();
   }
-  undo.push(`delete ${env.ifname} in ${env.netns}`, () => deleteLink(pod, env.ifname));
   const hostVeth = getLink(host, hostName);
-  if (!hostVeth) throw new CniError(ErrorCode.KernelFailure, `Cannot find host veth ${hostName} after creating it`);
-  setLink(host, hostVeth.index, { alias: hostVethAlias(env.containerId, env.ifname) });
+  if (!hostVeth) throw new CniError(ErrorCode.KernelFailure, `Cannot find host veth ${hostName} after moving it to the host`);
   return hostVeth;
 }
 

@@ -1,5 +1,5 @@
 // GC (spec 1.1): the runtime names every attachment that is still valid; everything else of this network is
-// released: IP reservations and host veths on our bridge. Only veths that carry weft's alias are considered.
+// released: IP reservations and host veths on our bridge (or on none). Only veths carrying weft's alias count.
 import { deleteLink, getLink, listLinks, NetlinkSocket } from "../../native/netlink";
 import { isErrno } from "../../native/errors";
 import { parseNetConf } from "../config";
@@ -44,10 +44,11 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
   const sock = NetlinkSocket.open();
   try {
     const bridge = getLink(sock, conf.bridge);
-    if (!bridge) return undefined;
     for (const link of listLinks(sock)) {
       const attachment = parseHostVethAlias(link.alias);
-      if (!attachment || link.masterIndex !== bridge.index) continue;
+      // Ours, and on this network's bridge, or on none: an ADD killed before attaching it (the runtime does
+      // not run GC while an ADD of the network is in flight, so no live ADD owns an unattached weft veth).
+      if (!attachment || (link.masterIndex !== undefined && link.masterIndex !== bridge?.index)) continue;
       if (valid.has(`${attachment.containerId}/${attachment.ifname}`)) continue;
       try {
         deleteLink(sock, link.index);
