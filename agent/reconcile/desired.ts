@@ -1,0 +1,74 @@
+// The whole desired state of this node: the backend's local device and its objects for every remote node, after
+// the checks that concern the node list rather than one node: the local node itself, duplicate public IPs, pod
+// CIDRs that overlap this node's or another node's, VTEP MACs used twice. In each conflict the node whose name
+// sorts first wins, so that every agent of the cluster resolves it the same way.
+import type { PeerNode } from "../model";
+import { IPv4CidrRange, IPv6CidrRange } from "ip-num";
+import { DEFAULT_BRIDGE } from "../../cni/config";
+import { parseCidr, type Cidr } from "../../cni/spec/addresses";
+import type { Backend, LocalNode } from "./backend";
+import type { DesiredState } from "./state";
+
+export { DEFAULT_BRIDGE };
+
+export interface DesiredStateOptions {
+  /** The CNI bridge whose MTU to keep at the backend's; default "cni0". */
+  bridge?: string;
+}
+
+export function desiredState(backend: Backend, local: LocalNode, peers: readonly PeerNode[], options: DesiredStateOptions = {}): DesiredState {
+  const vtep = backend.localDevice(local);
+  const state: DesiredState = {
+    bridge: { name: options.bridge ?? DEFAULT_BRIDGE, mtu: backend.mtu(local) },
+    neighbours: [],
+    fdb: [],
+    routes: [],
+    skipped: [],
+  };
+  if (vtep) state.vtep = vtep;
+
+  const taken: { node: string; cidr: Cidr }[] = cidrsOf(local.node).map((cidr) => ({ node: local.node.name, cidr }));
+  const publicIps = new Map<string, string>([[local.node.publicIp, local.node.name]]);
+  const macs = new Map<string, string>(vtep ? [[vtep.mac, local.node.name]] : []);
+
+  for (const peer of [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (peer.name === local.node.name) continue;
+    const skip = (reason: string) => state.skipped.push({ name: peer.name, reason });
+    const ipOwner = publicIps.get(peer.publicIp);
+    if (ipOwner !== undefined) {
+      skip(`public IP ${peer.publicIp} is also node ${ipOwner}'s`);
+      continue;
+    }
+    const cidrs = cidrsOf(peer);
+    const overlap = taken.find((t) => cidrs.some((cidr) => overlaps(cidr, t.cidr)));
+    if (overlap) {
+      skip(`pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.node}'s ${overlap.cidr.network}`);
+      continue;
+    }
+    const objects = backend.peer(local, peer);
+    const macOwner = objects.fdb.map((entry) => macs.get(entry.mac)).find((owner) => owner !== undefined);
+    if (macOwner !== undefined) {
+      skip(`VTEP MAC ${peer.vtepMac} is also node ${macOwner}'s`);
+      continue;
+    }
+    if (objects.skipped) skip(objects.skipped);
+    if (objects.routes.length === 0) continue;
+    publicIps.set(peer.publicIp, peer.name);
+    for (const cidr of cidrs) taken.push({ node: peer.name, cidr });
+    for (const entry of objects.fdb) macs.set(entry.mac, peer.name);
+    state.neighbours.push(...objects.neighbours);
+    state.fdb.push(...objects.fdb);
+    state.routes.push(...objects.routes);
+  }
+  return state;
+}
+
+function cidrsOf(node: PeerNode): Cidr[] {
+  return node.podCidrs.map((text) => parseCidr(text)).filter((cidr): cidr is Cidr => cidr !== undefined);
+}
+
+function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a.range instanceof IPv4CidrRange && b.range instanceof IPv4CidrRange) return a.range.isOverlapping(b.range);
+  if (a.range instanceof IPv6CidrRange && b.range instanceof IPv6CidrRange) return a.range.isOverlapping(b.range);
+  return false;
+}

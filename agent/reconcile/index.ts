@@ -1,0 +1,37 @@
+// The reconciler: desired state (from a Backend) vs the kernel's weft-owned state → minimal operations.
+//
+//   const desired = desiredState(backend, local, snapshot.nodes);
+//   const { ops, errors } = reconcile(sock, desired);       // observe + plan + apply
+//
+// Run it on every change of the node list and on a ticker; at start-up the same call is the garbage collection
+// of whatever a previous run (or flannel#2554-style departed nodes) left.
+import type { NetlinkSocket } from "../../native/netlink";
+import { apply, type ApplyError } from "./apply";
+import { observe, type ObserveOptions } from "./observe";
+import { plan } from "./plan";
+import type { DesiredState, Op } from "./state";
+
+export { apply, ApplyError, type ApplyResult } from "./apply";
+export type { Backend, LocalNode, PeerObjects, Underlay } from "./backend";
+export { DEFAULT_BRIDGE, desiredState, type DesiredStateOptions } from "./desired";
+export { observe, type ObserveOptions } from "./observe";
+export { plan } from "./plan";
+export {
+  describeOp, OP_ORDER, sortOps, type DesiredFdb, type DesiredNeighbour, type DesiredRoute, type DesiredState,
+  type ObservedLink, type ObservedState, type Op, type OpKind, type SkippedNode, type VtepSpec,
+} from "./state";
+export { findUnderlay, UnderlayError } from "./underlay";
+
+export interface ReconcileResult {
+  /** The plan that ran: empty when the kernel already matched. */
+  ops: Op[];
+  applied: Op[];
+  errors: ApplyError[];
+}
+
+/** Observes the socket's namespace, plans against `desired`, and applies the plan. */
+export function reconcile(sock: NetlinkSocket, desired: DesiredState, options: ObserveOptions = {}): ReconcileResult {
+  const ops = plan(desired, observe(sock, options));
+  const { applied, errors } = apply(sock, ops);
+  return { ops, applied, errors };
+}

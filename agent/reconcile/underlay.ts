@@ -1,0 +1,28 @@
+// The underlay: the interface that holds this node's public IP. Its index and MTU configure the VTEP; its
+// subnets are what host-gw can reach without a router.
+import { listAddresses, listLinks, type NetlinkSocket } from "../../native/netlink";
+import { parseCidr } from "../../cni/spec/addresses";
+import type { Underlay } from "./backend";
+
+export class UnderlayError extends Error {
+  readonly code = "ERR_UNDERLAY";
+  constructor(message: string) {
+    super(message);
+    this.name = "UnderlayError";
+  }
+}
+
+/** The interface that has `publicIp` as one of its addresses. Throws UnderlayError when none has. */
+export function findUnderlay(sock: NetlinkSocket, publicIp: string): Underlay {
+  const addresses = listAddresses(sock);
+  const normalized = parseCidr(`${publicIp}/${publicIp.includes(":") ? 128 : 32}`)?.address ?? publicIp;
+  const own = addresses.find((a) => a.address === normalized);
+  if (!own) throw new UnderlayError(`Cannot find the underlay interface: no interface has the public IP ${publicIp}`);
+  const link = listLinks(sock).find((l) => l.index === own.index);
+  if (!link) throw new UnderlayError(`Cannot find the underlay interface: ifindex ${own.index} of ${publicIp} disappeared`);
+  const subnets = addresses
+    .filter((a) => a.index === own.index)
+    .map((a) => parseCidr(a.cidr)?.network)
+    .filter((network): network is string => network !== undefined);
+  return { index: link.index, name: link.name, mtu: link.mtu, subnets: [...new Set(subnets)] };
+}
