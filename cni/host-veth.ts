@@ -22,6 +22,17 @@ export function hostVethAlias(containerId: string, ifname: string): string {
   return `${HOST_VETH_ALIAS_PREFIX}${containerId}/${ifname}`;
 }
 
+/**
+ * Whether a host link is this attachment's veth: marked with its alias, or, for an ADD killed between creating
+ * the pair and setting the alias, an unmarked veth on no bridge carrying the name derived from it. (Another
+ * plugin's random `veth%08x` name matching that derived name is a 1 in 2^32 chance, and it would be enslaved.)
+ */
+export function isLeftoverOf(link: { name: string; kind?: string; alias?: string; masterIndex?: number }, containerId: string, ifname: string): boolean {
+  if (link.name !== hostVethName(containerId, ifname)) return false;
+  if (link.alias === hostVethAlias(containerId, ifname)) return true;
+  return link.alias === undefined && link.kind === "veth" && link.masterIndex === undefined;
+}
+
 /** The attachment a weft alias names, or undefined for a link that is not ours. */
 export function parseHostVethAlias(alias: string | undefined): { containerId: string; ifname: string } | undefined {
   if (!alias?.startsWith(HOST_VETH_ALIAS_PREFIX)) return undefined;

@@ -20,7 +20,7 @@ import { writeSysctl } from "../../native/sysctl";
 import { ensureBridge, findBridge } from "../bridge";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
-import { hostVethAlias, hostVethName } from "../host-veth";
+import { hostVethAlias, hostVethName, isLeftoverOf } from "../host-veth";
 import { allocate, release, type Allocation } from "../ipam";
 import { WEFT_ROUTE_PROTOCOL } from "../marks";
 import { ipamCall, resolve, type Network } from "../network";
@@ -97,11 +97,11 @@ function enableForwarding(allocations: readonly Allocation[]): void {
 }
 
 /**
- * Both ends are created inside the pod's netns; the host end gets weft's alias and moves to the host netns in
- * one request. So the host netns never holds an unmarked veth: a kill at any point leaves either nothing in
- * the host (the pair dies with the pod's netns, or DEL removes it by CNI_IFNAME) or a marked link that DEL and
- * GC recognise. The host name is derived from the attachment; a marked leftover of the same name is from a
- * killed ADD of this very attachment and is replaced, anything else of that name is refused.
+ * One request inside the pod's netns creates both ends, the host end placed straight in the host netns (as the
+ * reference bridge plugin does; creating it in the pod and moving it costs the kernel ~18 ms). The host name is
+ * derived from the attachment, and the alias marking it as weft's follows at once. A kill between the two
+ * leaves an unmarked veth whose name still says whose it is: DEL, GC and a retried ADD recognise it by that
+ * name (see host-veth.ts). Anything else of that name is refused, never deleted.
  */
 function createVethPair(
   host: NetlinkSocket,
@@ -109,27 +109,25 @@ function createVethPair(
   { env, network, hostNetnsFd, undo }: { env: CniEnv; network: Network; hostNetnsFd: number; undo: UndoStack },
 ): Link {
   const hostName = hostVethName(env.containerId, env.ifname);
-  const alias = hostVethAlias(env.containerId, env.ifname);
-  createVeth(pod, { name: env.ifname, peerName: hostName, mtu: network.mtu, peerMtu: network.mtu });
-  undo.push(`delete ${env.ifname} in ${env.netns}`, () => deleteLink(pod, env.ifname));
-  const peer = getLink(pod, hostName);
-  if (!peer) throw new CniError(ErrorCode.KernelFailure, `Cannot find ${hostName} in ${env.netns} after creating it`);
-  const move = () => setLink(pod, peer.index, { alias, netnsFd: hostNetnsFd });
+  const create = () =>
+    createVeth(pod, { name: env.ifname, peerName: hostName, peerNetnsFd: hostNetnsFd, mtu: network.mtu, peerMtu: network.mtu });
   try {
-    move();
+    create();
   } catch (error) {
     if (!isErrno(error, "EEXIST")) throw error;
     const existing = getLink(host, hostName);
-    if (existing?.alias !== alias) {
+    if (!existing || !isLeftoverOf(existing, env.containerId, env.ifname)) {
       throw new CniError(ErrorCode.KernelFailure, `Cannot create host veth ${hostName}: a link of that name belongs to ${existing?.alias ?? "someone else"}`, {
         cause: error,
       });
     }
     deleteLink(host, hostName);
-    move();
+    create();
   }
+  undo.push(`delete ${env.ifname} in ${env.netns}`, () => deleteLink(pod, env.ifname));
   const hostVeth = getLink(host, hostName);
-  if (!hostVeth) throw new CniError(ErrorCode.KernelFailure, `Cannot find host veth ${hostName} after moving it to the host`);
+  if (!hostVeth) throw new CniError(ErrorCode.KernelFailure, `Cannot find host veth ${hostName} after creating it`);
+  setLink(host, hostVeth.index, { alias: hostVethAlias(env.containerId, env.ifname) });
   return hostVeth;
 }
 

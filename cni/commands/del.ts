@@ -6,7 +6,7 @@ import { isErrno } from "../../native/errors";
 import { NetnsError, withNetns } from "../../native/netns";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
-import { hostVethAlias, hostVethName } from "../host-veth";
+import { hostVethName, isLeftoverOf } from "../host-veth";
 import { release } from "../ipam";
 import { ipamCall, openStore } from "../network";
 import { checkCommandAllowed } from "../spec/version";
@@ -42,7 +42,7 @@ function deleteHostVeth(env: CniEnv): void {
   const sock = NetlinkSocket.open();
   try {
     const link = getLink(sock, hostVethName(env.containerId, env.ifname));
-    if (link && link.alias === hostVethAlias(env.containerId, env.ifname)) deleteLinkIfPresent(sock, link.index);
+    if (link && isLeftoverOf(link, env.containerId, env.ifname)) deleteLinkIfPresent(sock, link.index);
   } finally {
     sock.close();
   }

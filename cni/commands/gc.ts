@@ -4,7 +4,7 @@ import { deleteLink, getLink, listLinks, NetlinkSocket } from "../../native/netl
 import { isErrno } from "../../native/errors";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
-import { parseHostVethAlias } from "../host-veth";
+import { hostVethName, isLeftoverOf, parseHostVethAlias } from "../host-veth";
 import { listReservations, releaseIP } from "../ipam";
 import { ipamCall, openStore } from "../network";
 import { invalidField, isObject } from "../spec/fields";
@@ -34,30 +34,41 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
   const valid = parseValidAttachments(conf.raw);
 
   const store = openStore(conf);
-  ipamCall(() => {
-    for (const reservation of listReservations(store)) {
+  const released = ipamCall(() =>
+    listReservations(store).filter((reservation) => {
       const key = reservation.ifname === undefined ? reservation.id : `${reservation.id}/${reservation.ifname}`;
-      if (!valid.has(key)) releaseIP(store, reservation.ip, { owner: reservation });
-    }
-  });
+      return !valid.has(key) && releaseIP(store, reservation.ip, { owner: reservation });
+    }),
+  );
 
   const sock = NetlinkSocket.open();
   try {
     const bridge = getLink(sock, conf.bridge);
+    // Unmarked leftovers of ADDs killed before the alias was set, found by the name derived from each
+    // attachment whose address was just released (ADD reserves the address before creating the veth).
+    for (const { id, ifname } of released) {
+      if (ifname === undefined) continue;
+      const link = getLink(sock, hostVethName(id, ifname));
+      if (link && link.alias === undefined && isLeftoverOf(link, id, ifname)) deleteLinkIfPresent(sock, link.index);
+    }
     for (const link of listLinks(sock)) {
       const attachment = parseHostVethAlias(link.alias);
       // Ours, and on this network's bridge, or on none: an ADD killed before attaching it (the runtime does
       // not run GC while an ADD of the network is in flight, so no live ADD owns an unattached weft veth).
       if (!attachment || (link.masterIndex !== undefined && link.masterIndex !== bridge?.index)) continue;
       if (valid.has(`${attachment.containerId}/${attachment.ifname}`)) continue;
-      try {
-        deleteLink(sock, link.index);
-      } catch (error) {
-        if (!isErrno(error, "ENODEV")) throw error;
-      }
+      deleteLinkIfPresent(sock, link.index);
     }
   } finally {
     sock.close();
   }
   return undefined;
+}
+
+function deleteLinkIfPresent(sock: NetlinkSocket, index: number): void {
+  try {
+    deleteLink(sock, index);
+  } catch (error) {
+    if (!isErrno(error, "ENODEV")) throw error;
+  }
 }
