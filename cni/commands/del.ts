@@ -1,8 +1,7 @@
 // DEL: best effort and idempotent. The pod's namespace may be gone, the interface may be gone, DEL may come
 // twice: each still succeeds and the addresses are released. The host veth is found by its derived name, so it
 // goes even when the namespace cannot be entered.
-import { deleteLink, getLink, NetlinkSocket } from "../../native/netlink";
-import { isErrno } from "../../native/errors";
+import { deleteLinkIfExists, getLink, NetlinkSocket } from "../../native/netlink";
 import { NetnsError, withNetns } from "../../native/netns";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
@@ -26,7 +25,7 @@ function deletePodInterface(netns: string, ifname: string): void {
       const sock = NetlinkSocket.open();
       try {
         const link = getLink(sock, ifname);
-        if (link?.kind === "veth") deleteLinkIfPresent(sock, link.index);
+        if (link?.kind === "veth") deleteLinkIfExists(sock, link.index);
       } finally {
         sock.close();
       }
@@ -42,16 +41,8 @@ function deleteHostVeth(env: CniEnv): void {
   const sock = NetlinkSocket.open();
   try {
     const link = getLink(sock, hostVethName(env.containerId, env.ifname));
-    if (link && isLeftoverOf(link, env.containerId, env.ifname)) deleteLinkIfPresent(sock, link.index);
+    if (link && isLeftoverOf(link, env.containerId, env.ifname)) deleteLinkIfExists(sock, link.index);
   } finally {
     sock.close();
-  }
-}
-
-function deleteLinkIfPresent(sock: NetlinkSocket, index: number): void {
-  try {
-    deleteLink(sock, index);
-  } catch (error) {
-    if (!isErrno(error, "ENODEV")) throw error;
   }
 }

@@ -1,7 +1,6 @@
 // GC (spec 1.1): the runtime names every attachment that is still valid; everything else of this network is
 // released: IP reservations and host veths on our bridge (or on none). Only veths carrying weft's alias count.
-import { deleteLink, getLink, listLinks, NetlinkSocket } from "../../native/netlink";
-import { isErrno } from "../../native/errors";
+import { deleteLinkIfExists, getLink, listLinks, NetlinkSocket } from "../../native/netlink";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
 import { hostVethName, isLeftoverOf, parseHostVethAlias } from "../host-veth";
@@ -49,7 +48,7 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
     for (const { id, ifname } of released) {
       if (ifname === undefined) continue;
       const link = getLink(sock, hostVethName(id, ifname));
-      if (link && link.alias === undefined && isLeftoverOf(link, id, ifname)) deleteLinkIfPresent(sock, link.index);
+      if (link && link.alias === undefined && isLeftoverOf(link, id, ifname)) deleteLinkIfExists(sock, link.index);
     }
     for (const link of listLinks(sock)) {
       const attachment = parseHostVethAlias(link.alias);
@@ -57,18 +56,10 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
       // not run GC while an ADD of the network is in flight, so no live ADD owns an unattached weft veth).
       if (!attachment || (link.masterIndex !== undefined && link.masterIndex !== bridge?.index)) continue;
       if (valid.has(`${attachment.containerId}/${attachment.ifname}`)) continue;
-      deleteLinkIfPresent(sock, link.index);
+      deleteLinkIfExists(sock, link.index);
     }
   } finally {
     sock.close();
   }
   return undefined;
-}
-
-function deleteLinkIfPresent(sock: NetlinkSocket, index: number): void {
-  try {
-    deleteLink(sock, index);
-  } catch (error) {
-    if (!isErrno(error, "ENODEV")) throw error;
-  }
 }

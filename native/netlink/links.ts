@@ -155,6 +155,17 @@ export function deleteLink(sock: NetlinkSocket, nameOrIndex: string | number): v
   sock.request(m, typeof nameOrIndex === "number" ? `RTM_DELLINK ifindex ${nameOrIndex}` : `RTM_DELLINK ${nameOrIndex}`);
 }
 
+/** Deletes the link; a link already gone (ENODEV) is not an error. Returns whether this call deleted it. */
+export function deleteLinkIfExists(sock: NetlinkSocket, nameOrIndex: string | number): boolean {
+  try {
+    deleteLink(sock, nameOrIndex);
+    return true;
+  } catch (error) {
+    if (error instanceof NetlinkError && error.code === "ENODEV") return false;
+    throw error;
+  }
+}
+
 export interface LinkChanges {
   up?: boolean;
   mtu?: number;
