@@ -1,0 +1,391 @@
+// The etcd source: flannel's etcd subnet manager, with the etcd3 client (layout and formats: ./etcd-layout.ts).
+//
+// Watching: list `<prefix>/subnets/` at revision R, then watch the prefix from R+1. The client resumes a broken
+// watch stream by itself (the snapshot reports the error meanwhile); when etcd cancels the watch because the
+// revision it needs has been compacted, or for any other reason, the source relists and watches again from the
+// new revision, the way flannel's watchSubnets recovers. A relist replaces the whole state, except that an empty
+// list never replaces a non-empty one after an interruption; a failure never removes state.
+//
+// Claiming (flannel's LocalManager.tryAcquireLease): make sure the network config key exists and agrees with
+// ours; then reuse this node's lease if one exists (found by its WeftNodeName, or, for a lease written by
+// flannel, by PublicIP) and still fits the config, else the `previousPodCidrs` if free, else a random free
+// subnet among the first 100; create the key in a transaction (only if absent, or only if unchanged when
+// reusing) attached to a new lease of `leaseTtlSeconds`; retry when another agent won the race. The client
+// keeps the lease alive (every TTL/3). close() stops renewing without revoking, so an agent restarted within
+// the TTL finds and reuses its subnet; a lease that is not renewed expires and frees the subnet. A lease lost, or
+// a key deleted, while running (etcd unreachable for longer than the TTL) is re-created for the same subnet if
+// the key is still absent; if another lease holds it, the snapshot's error says so.
+
+import { Etcd3, type IKeyValue, type IOptions, type Lease, type Watcher } from "etcd3";
+import { parseCidr } from "../../cni/spec/addresses";
+import { log as rootLog, type Logger } from "../log";
+import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import { NetworkConfigError, parseNetworkConfig } from "../network-config";
+import { SourceError, describeError } from "./errors";
+import {
+  DEFAULT_ETCD_PREFIX, DEFAULT_LEASE_TTL_SECONDS, decodeLeaseAttrs, encodeLeaseAttrs, encodeNetworkConfig, etcdKeys,
+  isSubnetCompatible, leaseToRecord, makeSubnetKey, networkConfigDifferences, parseSubnetKey, pickFreeSubnet, rangesOf,
+  type LeaseAttrs,
+} from "./etcd-layout";
+import { checkAnnouncement } from "./local";
+import { NodeTable } from "./node-table";
+import { Backoff, eitherSignal, sleep } from "./retry";
+
+export interface EtcdSourceOptions {
+  /** The cluster network: subnets are allocated in it, and leases outside it are rejected. */
+  network: NetworkConfig;
+  /** etcd3 client options (hosts, TLS credentials, auth). Default { hosts: "http://127.0.0.1:2379" }. */
+  etcd?: Partial<IOptions>;
+  /** The key prefix, flannel's --etcd-prefix. Default "/coreos.com/network". */
+  prefix?: string;
+  /** TTL of this node's lease. Default 86,400 s (flannel's 24 h); renewed every third of it. */
+  leaseTtlSeconds?: number;
+  /** This node's pod CIDRs from an earlier run (its subnet file), reused when free and still fitting. Default none. */
+  previousPodCidrs?: string[];
+  /** Create the network config key from `network` when it is absent. Default true. */
+  writeNetworkConfig?: boolean;
+  /** First delay before retrying after an error. Default 1,000 ms; doubles up to `maxRetryDelayMs`. */
+  retryDelayMs?: number;
+  /** Default 30,000 ms. */
+  maxRetryDelayMs?: number;
+  /** Default: the agent's logger with {source: "etcd"}. */
+  logger?: Logger;
+}
+
+/** flannel's raceRetries. */
+const RACE_RETRIES = 10;
+/** A watch that fails sooner than this after being created is retried after a backoff, not at once. */
+const SHORT_WATCH_MS = 1_000;
+
+interface StoredLease {
+  key: string;
+  podCidrs: string[] | undefined;
+  attrs: LeaseAttrs | undefined;
+  modRevision: string;
+  leaseId: string;
+}
+
+interface LocalLease {
+  key: string;
+  value: string;
+  podCidrs: string[];
+  lease: Lease;
+}
+
+export class EtcdSource implements NodeSource {
+  readonly #network: NetworkConfig;
+  readonly #client: Etcd3;
+  readonly #keys: { config: string; subnets: string };
+  readonly #ttl: number;
+  readonly #previous: string[] | undefined;
+  readonly #writeConfig: boolean;
+  readonly #retry: { initialMs: number; maxMs: number };
+  readonly #log: Logger;
+  readonly #table: NodeTable;
+  readonly #lifetime = new AbortController();
+  #syncing: Promise<void> | undefined;
+  #firstAttempt: Promise<void> | undefined;
+  #local: LocalLease | undefined;
+  #recreating = false;
+
+  constructor(options: EtcdSourceOptions) {
+    this.#network = options.network;
+    this.#keys = etcdKeys(options.prefix ?? DEFAULT_ETCD_PREFIX);
+    this.#ttl = options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
+    if (!Number.isInteger(this.#ttl) || this.#ttl < 2) throw new SourceError("ERR_SOURCE_OPTIONS", `Invalid etcd source: leaseTtlSeconds must be an integer ≥ 2, got ${this.#ttl}`);
+    this.#previous = options.previousPodCidrs;
+    this.#writeConfig = options.writeNetworkConfig ?? true;
+    this.#retry = { initialMs: options.retryDelayMs ?? 1_000, maxMs: options.maxRetryDelayMs ?? 30_000 };
+    this.#log = options.logger ?? rootLog.with({ source: "etcd" });
+    this.#table = new NodeTable(options.network, this.#log);
+    this.#client = new Etcd3({ hosts: "http://127.0.0.1:2379", ...options.etcd });
+  }
+
+  /** Starts list+watch; resolves after the first list attempt (synced, or its error in the snapshot). */
+  async start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void> {
+    this.#throwIfClosed();
+    signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.#lifetime.signal });
+    this.#table.listen(onChange);
+    if (!this.#firstAttempt) {
+      let attempted!: () => void;
+      this.#firstAttempt = new Promise((resolve) => (attempted = resolve));
+      this.#syncing = this.#syncLoop(attempted);
+    }
+    return this.#firstAttempt;
+  }
+
+  async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
+    this.#throwIfClosed();
+    const local = checkAnnouncement(announcement);
+    if (!local.publicIp.includes(".")) {
+      throw new SourceError("ERR_SOURCE_OPTIONS", `Invalid local announcement: etcd leases need an IPv4 public IP (flannel's PublicIP), got ${local.publicIp}`);
+    }
+    const abort = eitherSignal(this.#lifetime.signal, signal);
+    const backoff = new Backoff(this.#retry);
+    for (;;) {
+      abort.throwIfAborted();
+      try {
+        return await this.#claimOnce(local, abort);
+      } catch (error) {
+        if (abort.aborted) throw abort.reason;
+        if (error instanceof SourceError) throw error;
+        this.#log.warn("Cannot claim a subnet in etcd; retrying", { error });
+        await sleep(backoff.next(), abort);
+      }
+    }
+  }
+
+  snapshot(): NodeSnapshot {
+    return this.#table.snapshot();
+  }
+
+  async close(): Promise<void> {
+    if (this.#lifetime.signal.aborted) return;
+    this.#lifetime.abort(new SourceError("ERR_SOURCE_CLOSED", "Node source closed"));
+    // Not revoked: a restarted agent reuses the subnet; if none comes back, the lease expires and frees it.
+    this.#local?.lease.release();
+    this.#table.close();
+    await this.#syncing?.catch(() => undefined);
+    this.#client.close();
+  }
+
+  // ---- watching ----
+
+  async #syncLoop(attempted: () => void): Promise<void> {
+    const backoff = new Backoff(this.#retry);
+    let listed = false;
+    while (!this.#lifetime.signal.aborted) {
+      try {
+        const revision = await this.#list(listed);
+        listed = true;
+        this.#table.setError(undefined);
+        attempted();
+        const started = Date.now();
+        await this.#watchFrom(revision + 1n);
+        if (Date.now() - started > SHORT_WATCH_MS) backoff.reset();
+        else await sleep(backoff.next(), this.#lifetime.signal);
+      } catch (error) {
+        if (this.#lifetime.signal.aborted) break;
+        this.#table.setError(error);
+        attempted();
+        await sleep(backoff.next(), this.#lifetime.signal).catch(() => undefined);
+      }
+    }
+    attempted();
+  }
+
+  /** Lists every lease into the table; returns the revision of the list. */
+  async #list(afterInterruption: boolean): Promise<bigint> {
+    const response = await this.#client.getAll().prefix(this.#keys.subnets).exec();
+    const entries = response.kvs.map((kv) => {
+      const key = kv.key.toString();
+      return [key, leaseToRecord(key.slice(this.#keys.subnets.length), kv.value.toString())] as const;
+    });
+    if (!this.#table.replaceAll(entries, { afterInterruption })) throw new Error(this.#table.error);
+    if (afterInterruption) this.#log.info("Relisted the subnet leases", { leases: entries.length, revision: response.header.revision });
+    return BigInt(response.header.revision);
+  }
+
+  /** Watches from `revision` until etcd cancels the watch (compaction, …) or the source closes. */
+  #watchFrom(revision: bigint): Promise<void> {
+    return new Promise((resolve) => {
+      // watcher() attaches our listeners before the first event can arrive (create() resolves a tick late).
+      const watcher: Watcher = this.#client.watch().prefix(this.#keys.subnets).startRevision(revision.toString()).watcher();
+      const subnets = this.#keys.subnets;
+      const onPut = (kv: IKeyValue): void => {
+        const key = kv.key.toString();
+        this.#table.set(key, leaseToRecord(key.slice(subnets.length), kv.value.toString()));
+      };
+      const onDelete = (kv: IKeyValue): void => {
+        const key = kv.key.toString();
+        this.#table.delete(key);
+        if (this.#local?.key === key) void this.#recreateLocal(this.#local, "This node's subnet key was deleted");
+      };
+      const onConnected = (): void => this.#table.setError(undefined);
+      const onDisconnected = (error: unknown): void => this.#table.setError(new Error(`etcd watch disconnected: ${describeError(error)}`));
+      const onError = (error: unknown): void => {
+        // Canceled by etcd: the watcher has already left the client's stream, cancel() would wait forever.
+        this.#log.warn("etcd canceled the watch (its revision may have been compacted); relisting", { error });
+        finish(false);
+      };
+      const onAbort = (): void => finish(true);
+      const finish = (cancel: boolean): void => {
+        watcher.off("put", onPut).off("delete", onDelete).off("connected", onConnected).off("disconnected", onDisconnected);
+        watcher.off("error", onError).on("error", () => undefined);
+        this.#lifetime.signal.removeEventListener("abort", onAbort);
+        if (cancel) void Promise.race([watcher.cancel(), sleep(1_000)]).catch(() => undefined).then(() => resolve());
+        else resolve();
+      };
+      watcher.on("put", onPut).on("delete", onDelete).on("connected", onConnected).on("disconnected", onDisconnected).on("error", onError);
+      if (this.#lifetime.signal.aborted) return onAbort();
+      this.#lifetime.signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  // ---- claiming ----
+
+  async #claimOnce(local: LocalAnnouncement, signal: AbortSignal): Promise<PeerNode> {
+    await this.#ensureNetworkConfig();
+    const value = encodeLeaseAttrs(local, this.#network.backend.vni);
+    for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {
+      signal.throwIfAborted();
+      const leases = await this.#readLeases();
+      const own = leases.find((l) => l.attrs?.nodeName === local.name)
+        ?? leases.find((l) => l.attrs !== undefined && l.attrs.nodeName === undefined && l.attrs.publicIp === local.publicIp);
+      if (own?.podCidrs && isSubnetCompatible(own.podCidrs, this.#network)) {
+        const lease = await this.#putWithLease(own.key, value, { modRevision: own.modRevision });
+        if (!lease) continue;
+        this.#log.info("Reusing this node's subnet lease", { key: own.key });
+        if (own.leaseId !== "0") this.#revokeQuietly(own.leaseId);
+        return this.#claimed({ key: own.key, value, podCidrs: own.podCidrs, lease }, local);
+      }
+      if (own) {
+        this.#log.info("Deleting this node's lease: its subnet no longer fits the network config", { key: own.key });
+        await this.#client.if(own.key, "Mod", "==", own.modRevision).then(this.#client.delete().key(own.key)).commit();
+        continue;
+      }
+      const podCidrs = this.#chooseSubnet(leases);
+      const key = this.#keys.subnets + makeSubnetKey(podCidrs);
+      const lease = await this.#putWithLease(key, value, { create: true });
+      if (!lease) continue;
+      this.#log.info("Allocated a subnet lease", { key, podCidrs });
+      return this.#claimed({ key, value, podCidrs, lease }, local);
+    }
+    throw new SourceError("ERR_SUBNET_RACE", `Cannot allocate a subnet: lost the race for one ${RACE_RETRIES} times`);
+  }
+
+  #claimed(claim: LocalLease, local: LocalAnnouncement): PeerNode {
+    const previous = this.#local;
+    this.#local = claim;
+    if (previous && previous.lease !== claim.lease) previous.lease.release();
+    claim.lease.on("lost", (error) => void this.#recreateLocal(claim, `Lost this node's etcd lease (${describeError(error)})`));
+    const node: PeerNode = { name: local.name, podCidrs: claim.podCidrs, publicIp: local.publicIp };
+    if (local.vtepMac !== undefined) node.vtepMac = local.vtepMac;
+    return node;
+  }
+
+  /** previousPodCidrs when free and fitting, else flannel's random pick (IPv4, and IPv6 in dual stack). */
+  #chooseSubnet(leases: StoredLease[]): string[] {
+    const taken = rangesOf(leases.flatMap((l) => l.podCidrs ?? []));
+    const previous = this.#previous;
+    if (previous && previous.length > 0 && isSubnetCompatible(previous, this.#network)) {
+      const wanted = rangesOf(previous);
+      const free = ([4, 6] as const).every((family) => wanted[family].every((w) => !taken[family].some((t) => t.first <= w.last && t.last >= w.first)));
+      if (free) return previous.map((cidr) => parseCidr(cidr)!.network);
+    }
+    const v4 = pickFreeSubnet(this.#network.network, this.#network.subnetLen, taken[4]);
+    const v6 = this.#network.ipv6Network === undefined ? undefined : pickFreeSubnet(this.#network.ipv6Network, this.#network.ipv6SubnetLen!, taken[6]);
+    if (!v4 || (this.#network.ipv6Network !== undefined && !v6)) {
+      throw new SourceError("ERR_SUBNETS_EXHAUSTED", `Cannot allocate a subnet: every /${this.#network.subnetLen} of ${this.#network.network} is leased`);
+    }
+    return v6 ? [v4, v6] : [v4];
+  }
+
+  async #readLeases(): Promise<StoredLease[]> {
+    const response = await this.#client.getAll().prefix(this.#keys.subnets).exec();
+    return response.kvs.map((kv) => {
+      const key = kv.key.toString();
+      return {
+        key,
+        podCidrs: parseSubnetKey(key.slice(this.#keys.subnets.length)),
+        attrs: decodeLeaseAttrs(kv.value.toString()),
+        modRevision: kv.mod_revision,
+        leaseId: kv.lease,
+      };
+    });
+  }
+
+  /**
+   * Puts `value` at `key` attached to a new lease, in a transaction: only if the key is absent (`create`), or
+   * only if it is unchanged (`modRevision`). Returns the lease, or undefined (lease revoked) when the condition
+   * failed.
+   */
+  async #putWithLease(key: string, value: string, condition: { create: true } | { modRevision: string }): Promise<Lease | undefined> {
+    const lease = this.#client.lease(this.#ttl);
+    lease.on("lost", () => undefined); // until claimed; a failed grant also rejects grant() below
+    const id = await lease.grant();
+    const txn = "create" in condition ? this.#client.if(key, "Version", "==", 0) : this.#client.if(key, "Mod", "==", condition.modRevision);
+    try {
+      const result = await txn.then(this.#client.put(key).value(value).lease(id)).commit();
+      if (result.succeeded) return lease;
+    } catch (error) {
+      await lease.revoke().catch(() => undefined);
+      throw error;
+    }
+    await lease.revoke().catch(() => undefined);
+    return undefined;
+  }
+
+  #revokeQuietly(leaseId: string): void {
+    this.#client.leaseClient.leaseRevoke({ ID: leaseId }).catch(() => undefined);
+  }
+
+  /**
+   * Re-creates this node's key, for the same subnet, after its lease was lost or the key deleted (an etcd outage
+   * longer than the TTL): only if the key is absent, so that an agent that took over (a restarted one, or
+   * another node after the subnet expired) keeps it.
+   */
+  async #recreateLocal(claim: LocalLease, why: string): Promise<void> {
+    if (this.#lifetime.signal.aborted || this.#local !== claim || this.#recreating) return;
+    this.#recreating = true;
+    this.#log.warn(`${why}; re-creating it`, { key: claim.key });
+    const backoff = new Backoff(this.#retry);
+    try {
+      while (!this.#lifetime.signal.aborted && this.#local === claim) {
+        try {
+          const lease = await this.#putWithLease(claim.key, claim.value, { create: true });
+          if (!lease) {
+            this.#log.error("This node's subnet is held by another lease; restart the agent to claim a subnet again", { key: claim.key });
+            this.#table.setLocalProblem(`This node's subnet ${claim.podCidrs.join(", ")} is held by another lease since this node's was lost`);
+            return;
+          }
+          if (this.#lifetime.signal.aborted) return lease.release();
+          const renewed: LocalLease = { ...claim, lease };
+          this.#local = renewed;
+          claim.lease.release(); // holds no key any more (revoked, expired, or its key was deleted)
+          lease.on("lost", (error) => void this.#recreateLocal(renewed, `Lost this node's etcd lease (${describeError(error)})`));
+          this.#table.setLocalProblem(undefined);
+          this.#log.info("Re-created this node's subnet lease", { key: claim.key });
+          return;
+        } catch (error) {
+          this.#log.warn("Cannot re-create this node's subnet lease; retrying", { error });
+          await sleep(backoff.next(), this.#lifetime.signal).catch(() => undefined);
+        }
+      }
+    } finally {
+      this.#recreating = false;
+    }
+  }
+
+  /** Creates the network config key when absent (if allowed); fails when it disagrees with ours. */
+  async #ensureNetworkConfig(): Promise<void> {
+    let text = await this.#client.get(this.#keys.config).string();
+    if (text === null) {
+      if (!this.#writeConfig) {
+        throw new SourceError("ERR_NETWORK_CONFIG_MISMATCH", `etcd has no network config at ${this.#keys.config}`);
+      }
+      const ours = encodeNetworkConfig(this.#network);
+      const result = await this.#client.if(this.#keys.config, "Version", "==", 0).then(this.#client.put(this.#keys.config).value(ours)).commit();
+      if (result.succeeded) {
+        this.#log.info("Wrote the network config to etcd", { key: this.#keys.config });
+        return;
+      }
+      text = (await this.#client.get(this.#keys.config).string()) ?? ours;
+    }
+    let theirs: NetworkConfig;
+    try {
+      theirs = parseNetworkConfig(text);
+    } catch (error) {
+      if (!(error instanceof NetworkConfigError)) throw error;
+      throw new SourceError("ERR_NETWORK_CONFIG_MISMATCH", `etcd's network config at ${this.#keys.config} is invalid: ${error.message}`, { cause: error });
+    }
+    const differences = networkConfigDifferences(this.#network, theirs);
+    if (differences.length > 0) {
+      throw new SourceError("ERR_NETWORK_CONFIG_MISMATCH", `etcd's network config at ${this.#keys.config} differs from this agent's: ${differences.join(", ")}`);
+    }
+  }
+
+  #throwIfClosed(): void {
+    if (this.#lifetime.signal.aborted) throw new SourceError("ERR_SOURCE_CLOSED", "Node source closed");
+  }
+}

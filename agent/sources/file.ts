@@ -1,0 +1,216 @@
+// The file source: a static node list in JSON, re-read when it changes.
+//
+//   {
+//     "nodes": [
+//       { "name": "node-a", "podCidrs": ["10.244.1.0/24"], "publicIp": "192.168.50.11", "vtepMac": "0e:5f:11:22:33:44" },
+//       { "name": "node-b", "podCidrs": ["10.244.2.0/24", "fd00:10:244:2::/64"], "publicIp": "192.168.50.12" }
+//     ]
+//   }
+//
+// Unknown keys are ignored. The file is watched through its directory (so that both an in-place write and the
+// usual write-to-temp-and-rename are seen) and also re-read every `pollIntervalMs`, because inotify misses
+// changes on some filesystems (NFS, some ConfigMap volume updates). A file that is missing or not valid JSON
+// is an error: the last good list is kept. This node's entry gives its pod CIDRs; publishing is a no-op.
+
+import { watch, type FSWatcher } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { log as rootLog, type Logger } from "../log";
+import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import { SourceError, describeError } from "./errors";
+import { checkAnnouncement } from "./local";
+import { NodeTable } from "./node-table";
+import { eitherSignal } from "./retry";
+import { quote, type NodeRecord, type NodeRejection } from "./validate";
+
+export interface FileSourceOptions {
+  /** The cluster network: pod CIDRs outside it are rejected. */
+  network: NetworkConfig;
+  /** The node list. */
+  path: string;
+  /** Re-read this often even without a change notification. Default 10,000 ms. */
+  pollIntervalMs?: number;
+  /** Wait this long after a change notification before reading, so that a burst of writes is read once. Default 50 ms. */
+  debounceMs?: number;
+  /** Default: the agent's logger with {source: "file"}. */
+  logger?: Logger;
+}
+
+export class NodeFileError extends Error {
+  readonly code = "ERR_NODE_FILE";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NodeFileError";
+  }
+}
+
+/**
+ * Parses the node file. Throws NodeFileError when the document itself is unusable; an unusable entry becomes a
+ * rejection (named after its index when it has no usable name) and the others are kept.
+ */
+export function parseNodeFile(text: string): (NodeRecord | NodeRejection)[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (error) {
+    throw new NodeFileError(`Invalid node file: not JSON: ${describeError(error)}`, { cause: error });
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new NodeFileError('Invalid node file: expected an object {"nodes": [...]}');
+  const nodes = (doc as { nodes?: unknown }).nodes;
+  if (!Array.isArray(nodes)) throw new NodeFileError('Invalid node file: "nodes" must be an array');
+  return nodes.map((entry: unknown, index): NodeRecord | NodeRejection => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return { name: `nodes[${index}]`, reason: "entry is not an object" };
+    const { name, podCidrs, publicIp, vtepMac } = entry as Record<string, unknown>;
+    if (typeof name !== "string" || name === "") return { name: `nodes[${index}]`, reason: "entry has no name" };
+    if (podCidrs !== undefined && (!Array.isArray(podCidrs) || !podCidrs.every((c) => typeof c === "string"))) {
+      return { name, reason: `podCidrs must be an array of CIDR strings, got ${quote(podCidrs)}` };
+    }
+    if (publicIp !== undefined && typeof publicIp !== "string") return { name, reason: `publicIp must be a string, got ${quote(publicIp)}` };
+    if (vtepMac !== undefined && typeof vtepMac !== "string") return { name, reason: `vtepMac must be a string, got ${quote(vtepMac)}` };
+    return { name, podCidrs: (podCidrs as string[] | undefined) ?? [], publicIp, vtepMac };
+  });
+}
+
+export class FileSource implements NodeSource {
+  readonly #path: string;
+  readonly #pollIntervalMs: number;
+  readonly #debounceMs: number;
+  readonly #log: Logger;
+  readonly #table: NodeTable;
+  readonly #lifetime = new AbortController();
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #reading: Promise<void> | undefined;
+  #readAgain = false;
+  #lastText: string | undefined;
+  #failedSinceRead = false;
+  #firstRead: Promise<void> | undefined;
+
+  constructor(options: FileSourceOptions) {
+    if (typeof options.path !== "string" || options.path === "") throw new SourceError("ERR_SOURCE_OPTIONS", "Invalid file source: path is required");
+    this.#path = path.resolve(options.path);
+    this.#pollIntervalMs = options.pollIntervalMs ?? 10_000;
+    this.#debounceMs = options.debounceMs ?? 50;
+    this.#log = options.logger ?? rootLog.with({ source: "file", path: this.#path });
+    this.#table = new NodeTable(options.network, this.#log);
+  }
+
+  async start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void> {
+    this.#throwIfClosed();
+    signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.#lifetime.signal });
+    this.#table.listen(onChange);
+    await this.#watch();
+  }
+
+  async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
+    this.#throwIfClosed();
+    const local = checkAnnouncement(announcement);
+    await this.#watch();
+    const isLocal = (s: NodeSnapshot): boolean => s.synced && s.nodes.some((n) => n.name === local.name);
+    if (!isLocal(this.#table.snapshot())) this.#log.info("Waiting for this node's entry in the node file", { node: local.name });
+    const snapshot = await this.#table.waitFor(isLocal, eitherSignal(this.#lifetime.signal, signal));
+    const entry = snapshot.nodes.find((n) => n.name === local.name)!;
+    if (entry.publicIp !== local.publicIp) {
+      this.#log.warn("This node's publicIp in the node file differs from its own address", { file: entry.publicIp, own: local.publicIp });
+    }
+    const claimed: PeerNode = { name: local.name, podCidrs: entry.podCidrs, publicIp: local.publicIp };
+    if (local.vtepMac !== undefined) claimed.vtepMac = local.vtepMac;
+    return claimed;
+  }
+
+  snapshot(): NodeSnapshot {
+    return this.#table.snapshot();
+  }
+
+  async close(): Promise<void> {
+    if (this.#lifetime.signal.aborted) return;
+    this.#lifetime.abort(new SourceError("ERR_SOURCE_CLOSED", "Node source closed"));
+    this.#watcher?.close();
+    clearInterval(this.#poll);
+    clearTimeout(this.#debounce);
+    this.#table.close();
+    await this.#reading?.catch(() => undefined);
+  }
+
+  /** Starts watching once (start and claimLocal both need it); resolves after the first read. */
+  #watch(): Promise<void> {
+    this.#firstRead ??= this.#startWatching();
+    return this.#firstRead;
+  }
+
+  async #startWatching(): Promise<void> {
+    const directory = path.dirname(this.#path);
+    const name = path.basename(this.#path);
+    try {
+      this.#watcher = watch(directory, { persistent: false }, (_event, changed) => {
+        if (changed === null || changed === name) this.#scheduleRead();
+      });
+      this.#watcher.on("error", (error) => {
+        this.#log.warn("Cannot watch the node file's directory; polling only", { error });
+        this.#watcher?.close();
+      });
+    } catch (error) {
+      this.#log.warn("Cannot watch the node file's directory; polling only", { error });
+    }
+    this.#poll = setInterval(() => this.#read(), this.#pollIntervalMs);
+    await this.#read();
+  }
+
+  #scheduleRead(): void {
+    if (this.#lifetime.signal.aborted) return;
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => void this.#read(), this.#debounceMs);
+  }
+
+  /** Reads and applies the file; reads never overlap (a change during a read causes one more). */
+  #read(): Promise<void> {
+    if (this.#reading) {
+      this.#readAgain = true;
+      return this.#reading;
+    }
+    this.#reading = (async () => {
+      do {
+        this.#readAgain = false;
+        await this.#readOnce();
+      } while (this.#readAgain && !this.#lifetime.signal.aborted);
+    })().finally(() => {
+      this.#reading = undefined;
+    });
+    return this.#reading;
+  }
+
+  async #readOnce(): Promise<void> {
+    if (this.#lifetime.signal.aborted) return;
+    let text: string;
+    try {
+      text = await readFile(this.#path, "utf8");
+    } catch (error) {
+      this.#fail(new NodeFileError(`Cannot read node file ${this.#path}: ${describeError(error)}`, { cause: error }));
+      return;
+    }
+    if (this.#lifetime.signal.aborted) return;
+    if (text === this.#lastText && !this.#failedSinceRead) return;
+    let records: (NodeRecord | NodeRejection)[];
+    try {
+      records = parseNodeFile(text);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    const entries = records.map((record, index): [string, NodeRecord | NodeRejection] => [`${index}`, record]);
+    if (!this.#table.replaceAll(entries, { afterInterruption: this.#failedSinceRead })) return;
+    this.#failedSinceRead = false;
+    this.#lastText = text;
+    this.#table.setError(undefined);
+  }
+
+  #fail(error: unknown): void {
+    this.#failedSinceRead = true;
+    this.#table.setError(error);
+  }
+
+  #throwIfClosed(): void {
+    if (this.#lifetime.signal.aborted) throw new SourceError("ERR_SOURCE_CLOSED", "Node source closed");
+  }
+}

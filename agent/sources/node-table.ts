@@ -1,0 +1,194 @@
+// The state every source keeps: the current records by key (node name, etcd key), each checked once when it
+// arrives, and the snapshot derived from them. Changes are coalesced: a relist of 5,000 nodes becomes one
+// snapshot and one onChange call, made after the current task, and only when the snapshot actually differs.
+// Rejections and errors are logged when they appear, change or go away, not on every recomputation.
+
+import type { Logger } from "../log";
+import type { NetworkConfig, NodeSnapshot } from "../model";
+import { describeError } from "./errors";
+import {
+  checkNode, displayName, parseClusterNetworks, resolveConflicts,
+  type ClusterNetworks, type NodeCheck, type NodeRecord, type NodeRejection,
+} from "./validate";
+
+export type SnapshotListener = (snapshot: NodeSnapshot) => void;
+
+export class NodeTable {
+  readonly #networks: ClusterNetworks;
+  readonly #log: Logger;
+  readonly #entries = new Map<string, NodeCheck>();
+  readonly #waiters = new Set<() => void>();
+  #listener: SnapshotListener | undefined;
+  #synced = false;
+  #error: string | undefined;
+  #localProblem: string | undefined;
+  #dirty = true;
+  #current: NodeSnapshot = { synced: false, nodes: [], rejected: [] };
+  /** What the listener last saw; the empty unsynced snapshot is not worth a call. */
+  #published = JSON.stringify({ synced: false, nodes: [], rejected: [] });
+  #scheduled: NodeJS.Immediate | undefined;
+  #loggedRejections = new Map<string, string>();
+  #closed = false;
+
+  constructor(network: NetworkConfig, logger: Logger) {
+    this.#networks = parseClusterNetworks(network);
+    this.#log = logger;
+  }
+
+  /** How many records (accepted or not) the table holds. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Sets the one listener (the source's onChange). */
+  listen(listener: SnapshotListener): void {
+    this.#listener = listener;
+    this.#schedule();
+  }
+
+  set(key: string, record: NodeRecord | NodeRejection): void {
+    this.#entries.set(key, this.#check(record));
+    this.#changed();
+  }
+
+  delete(key: string): void {
+    if (this.#entries.delete(key)) this.#changed();
+  }
+
+  /**
+   * Replaces every record with a complete list and marks the table synced. An empty list never replaces a
+   * non-empty one when `afterInterruption` (a relist after an error, a compaction, a watch expiry): an API that
+   * answers "no nodes at all" right after failing is more likely broken than the cluster empty. Returns false,
+   * and sets the error, when it refuses.
+   */
+  replaceAll(records: Iterable<readonly [string, NodeRecord | NodeRejection]>, options: { afterInterruption: boolean }): boolean {
+    const entries = [...records];
+    if (entries.length === 0 && this.#entries.size > 0 && options.afterInterruption) {
+      this.setError(new Error(`Refusing an empty node list after an interruption; keeping ${this.#entries.size} nodes`));
+      return false;
+    }
+    this.#entries.clear();
+    for (const [key, record] of entries) this.#entries.set(key, this.#check(record));
+    this.markSynced();
+    this.#changed();
+    return true;
+  }
+
+  /** The first complete list has been applied: from now on the snapshot may be programmed. */
+  markSynced(): void {
+    if (this.#synced) return;
+    this.#synced = true;
+    this.#changed();
+  }
+
+  /** Records the current failure talking to the source (undefined: it works again). State is kept either way. */
+  setError(error: unknown): void {
+    const message = error === undefined ? undefined : describeError(error);
+    if (message === this.#error) return;
+    if (message === undefined) this.#log.info("Node source recovered", { nodes: this.#entries.size });
+    else this.#log.warn("Node source failing; keeping the last known nodes", { error: message, nodes: this.#entries.size });
+    this.#error = message;
+    this.#changed();
+  }
+
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  /**
+   * Records a problem with this node's own claim (etcd: its lease was lost and its subnet taken). Shown in the
+   * snapshot's error next to the source's, and not cleared when the source itself recovers.
+   */
+  setLocalProblem(problem: string | undefined): void {
+    if (problem === this.#localProblem) return;
+    this.#localProblem = problem;
+    this.#changed();
+  }
+
+  snapshot(): NodeSnapshot {
+    if (this.#dirty) {
+      const { nodes, rejected } = resolveConflicts(this.#entries.values());
+      this.#current = { synced: this.#synced, nodes, rejected };
+      const error = [this.#error, this.#localProblem].filter((e) => e !== undefined).join("; ");
+      if (error !== "") this.#current.error = error;
+      this.#dirty = false;
+      this.#logRejections();
+    }
+    return structuredClone(this.#current);
+  }
+
+  /** Resolves with the first snapshot (now or later) that satisfies `predicate`. */
+  waitFor(predicate: (snapshot: NodeSnapshot) => boolean, signal?: AbortSignal): Promise<NodeSnapshot> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (signal?.aborted) return finish(() => reject(signal.reason));
+        if (this.#closed) return finish(() => reject(new Error("Node source closed")));
+        const snapshot = this.snapshot();
+        if (predicate(snapshot)) finish(() => resolve(snapshot));
+      };
+      const finish = (settle: () => void): void => {
+        this.#waiters.delete(check);
+        signal?.removeEventListener("abort", check);
+        settle();
+      };
+      this.#waiters.add(check);
+      signal?.addEventListener("abort", check, { once: true });
+      check();
+    });
+  }
+
+  /** Stops notifications and fails pending waits. Safe twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#scheduled) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    this.#listener = undefined;
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+
+  #check(record: NodeRecord | NodeRejection): NodeCheck {
+    return "reason" in record ? { ok: false, name: displayName(record.name), reason: record.reason } : checkNode(record, this.#networks);
+  }
+
+  #changed(): void {
+    this.#dirty = true;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed || this.#scheduled) return;
+    this.#scheduled = setImmediate(() => {
+      this.#scheduled = undefined;
+      this.#publish();
+    });
+  }
+
+  #publish(): void {
+    const snapshot = this.snapshot();
+    for (const waiter of [...this.#waiters]) waiter();
+    const text = JSON.stringify(snapshot);
+    if (text === this.#published || !this.#listener) return;
+    this.#published = text;
+    try {
+      this.#listener(snapshot);
+    } catch (error) {
+      this.#log.error("Node source listener failed", { error });
+    }
+  }
+
+  #logRejections(): void {
+    const now = new Map(this.#current.rejected.map((r) => [r.name, r.reason]));
+    for (const [name, reason] of now) {
+      if (this.#loggedRejections.get(name) !== reason) this.#log.warn("Skipping node", { node: name, reason });
+    }
+    for (const name of this.#loggedRejections.keys()) {
+      if (!now.has(name)) this.#log.info("Node no longer skipped", { node: name });
+    }
+    this.#loggedRejections = now;
+  }
+}
