@@ -24,7 +24,7 @@ function invalid(message: string): CniError {
   return new CniError(ErrorCode.InvalidEnvironmentVariables, message);
 }
 
-export function validateInterfaceName(name: string, what: string): void {
+function validateInterfaceName(name: string, what: string): void {
   if (!isValidInterfaceName(name)) {
     throw invalid(`${what} "${name}" is not a valid interface name: 1-15 bytes, no '/', ':', whitespace or control characters`);
   }

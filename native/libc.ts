@@ -9,13 +9,11 @@ export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SOL_NETLINK = 270;
-export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const LOCK_EX = 2;
-export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 const NS_GET_NSTYPE = 0xb703;
 
@@ -26,12 +24,10 @@ interface Libc {
   flock: Fn;
   ioctl: Fn;
   socket: Fn;
-  bind: Fn;
   send: Fn;
   recv: Fn;
   close: Fn;
   setsockopt: Fn;
-  getsockname: Fn;
 }
 
 let bound: Libc | undefined;
@@ -48,12 +44,10 @@ function libc(): Libc {
     flock: f("int flock(int fd, int operation)"),
     ioctl: f("int ioctl(int fd, unsigned long request)"),
     socket: f("int socket(int domain, int type, int protocol)"),
-    bind: f("int bind(int fd, void *addr, uint32_t len)"),
     send: f("intptr_t send(int fd, void *buf, size_t len, int flags)"),
     recv: f("intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)"),
     close: f("int close(int fd)"),
     setsockopt: f("int setsockopt(int fd, int level, int name, void *value, uint32_t len)"),
-    getsockname: f("int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)"),
   };
   return bound;
 }
@@ -67,7 +61,7 @@ export function setns(fd: number, nstype: number): void {
   check("setns", libc().setns(fd, nstype));
 }
 
-/** Blocks until the lock is held (unless `nonBlocking`, which throws EAGAIN when it is taken). */
+/** Blocks until the lock is held (LOCK_EX) or releases it (LOCK_UN). */
 export function flock(fd: number, operation: number): void {
   check("flock", libc().flock(fd, operation));
 }
@@ -79,15 +73,6 @@ export function namespaceType(fd: number): number {
 
 export function socket(domain: number, type: number, protocol: number): number {
   return check("socket", libc().socket(domain, type, protocol));
-}
-
-export function bind(fd: number, address: Buffer): void {
-  check("bind", libc().bind(fd, address, address.length));
-}
-
-export function getsockname(fd: number, address: Buffer): void {
-  const len = [address.length];
-  check("getsockname", libc().getsockname(fd, address, len));
 }
 
 export function send(fd: number, data: Buffer): number {
