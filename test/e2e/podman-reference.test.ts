@@ -5,7 +5,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestNetns, RUN_PREFIX, type TestNetns } from "../support/netns";
-import { createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
+import { addNodeUplink, createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
 
 const NETWORK = `${RUN_PREFIX}ref`; // prefixed: libcni's cache file names start with it (see podman.ts)
 const NODE_IP = "192.0.2.10"; // the node's own address, on eth0 inside the node netns
@@ -18,11 +18,7 @@ describe("podman with bridge + host-local + portmap", () => {
 
   beforeAll(() => {
     netns = createTestNetns("podref");
-    // The node's "uplink": a veth pair with both ends in the node (CI's kernel has no dummy module).
-    netns.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "uplink0"]);
-    netns.exec(["ip", "address", "add", `${NODE_IP}/24`, "dev", "eth0"]);
-    netns.exec(["ip", "link", "set", "uplink0", "up"]);
-    netns.exec(["ip", "link", "set", "eth0", "up"]);
+    addNodeUplink(netns, NODE_IP);
     node = createPodmanNode({ netnsName: netns.name, pluginDirs: [REFERENCE_PLUGIN_DIR] });
     dataDir = join(node.dir, "ipam");
     node.writeConflist({

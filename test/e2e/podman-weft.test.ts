@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { WEFT_BINARY } from "../support/global-setup";
 import { createTestNetns, RUN_PREFIX, type TestNetns } from "../support/netns";
-import { createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
+import { addNodeUplink, createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
 
 const NETWORK = `${RUN_PREFIX}weft`;
 const NODE_IP = "192.0.2.20";
@@ -21,10 +21,7 @@ describe("podman with weft + portmap", () => {
 
   beforeAll(() => {
     netns = createTestNetns("podweft");
-    netns.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "uplink0"]);
-    netns.exec(["ip", "address", "add", `${NODE_IP}/24`, "dev", "eth0"]);
-    netns.exec(["ip", "link", "set", "uplink0", "up"]);
-    netns.exec(["ip", "link", "set", "eth0", "up"]);
+    addNodeUplink(netns, NODE_IP);
     pluginDir = mkdtempSync(join(tmpdir(), `${RUN_PREFIX}bin-`));
     copyFileSync(WEFT_BINARY, join(pluginDir, "weft"));
     node = createPodmanNode({ netnsName: netns.name, pluginDirs: [pluginDir, REFERENCE_PLUGIN_DIR] });

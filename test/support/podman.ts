@@ -45,7 +45,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RUN_PREFIX } from "./netns";
+import { RUN_PREFIX, type TestNetns } from "./netns";
 
 export const BUSYBOX_IMAGE = "localhost/busybox:weft";
 /** Debian's containernetworking-plugins: bridge, host-local, portmap, … */
@@ -105,6 +105,17 @@ export interface PodmanNode {
   ip(name: string, network?: string): string;
   /** Removes every container (CNI DEL in the node netns) and the node's temp dir. Safe to call twice. */
   close(): void;
+}
+
+/**
+ * Gives a node netns its own address on an "eth0": a veth pair with both ends in the node (CI's kernel has no
+ * dummy module), so host ports can be reached at a real node address.
+ */
+export function addNodeUplink(netns: TestNetns, address: string): void {
+  netns.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "uplink0"]);
+  netns.exec(["ip", "address", "add", `${address}/24`, "dev", "eth0"]);
+  netns.exec(["ip", "link", "set", "uplink0", "up"]);
+  netns.exec(["ip", "link", "set", "eth0", "up"]);
 }
 
 export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
