@@ -34,10 +34,13 @@ export interface NodeSnapshot {
  * A source of nodes (STYLE.md: the consumer declares the interface). `start` begins list+watch and calls
  * `onChange` after every change of the snapshot; `claimLocal` returns this node's pod CIDRs (reading its Node,
  * its file entry, or allocating an etcd lease) and publishes the announcement; `close` stops everything and is
- * safe to call twice.
+ * safe to call twice. `localHints`, where the source has them, are this node's address as the cluster knows it
+ * (kube: its InternalIP; file: its entry's publicIp), the agent's default public IP, and a VTEP MAC the node
+ * must use (file: its entry's, given or derived).
  */
 export interface NodeSource {
   start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void>;
+  localHints?(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }>;
   claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
   snapshot(): NodeSnapshot;
   close(): Promise<void>;

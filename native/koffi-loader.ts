@@ -65,6 +65,12 @@ function extractAddon({ bytes, digest }: SeaAddon): string {
   return file;
 }
 
+/** The bundled agent ships koffi.node beside its bundle (dist/agent/, /opt/weft/agent/ in the image). */
+function findAddonBesideBundle(): string | undefined {
+  const file = path.join(path.dirname(new URL(import.meta.url).pathname), ADDON_ASSET);
+  return import.meta.url.endsWith(".cjs") && fs.existsSync(file) ? file : undefined;
+}
+
 function findInstalledAddon(): string {
   const require = createRequire(import.meta.url);
   return require.resolve(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`);
@@ -75,7 +81,7 @@ let cached: Koffi | undefined;
 export function loadKoffi(): Koffi {
   if (cached) return cached;
   const asset = readSeaAsset();
-  const file = asset ? extractAddon(asset) : findInstalledAddon();
+  const file = asset ? extractAddon(asset) : (findAddonBesideBundle() ?? findInstalledAddon());
   const module = { exports: {} as Koffi };
   process.dlopen(module, file);
   cached = module.exports;

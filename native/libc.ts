@@ -97,3 +97,41 @@ export function setsockoptBuffer(fd: number, level: number, name: number, value:
 export function close(fd: number): void {
   libc().close(fd);
 }
+
+// The agent's ICMP probes: bound on first use, so that the plugin never pays for them.
+interface ProbeLibc {
+  sendto: Fn;
+  recv: Fn & { async(...args: unknown[]): void };
+}
+
+let probeBound: ProbeLibc | undefined;
+
+function probeLibc(): ProbeLibc {
+  if (probeBound) return probeBound;
+  const lib = loadKoffi().load("libc.so.6");
+  probeBound = {
+    sendto: lib.func("intptr_t sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)") as Fn,
+    recv: lib.func("intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)") as ProbeLibc["recv"],
+  };
+  errnoOf = () => loadKoffi().errno();
+  return probeBound;
+}
+
+/** sendto(2) with a raw sockaddr (sockaddr_in or sockaddr_in6). */
+export function sendTo(fd: number, data: Buffer, address: Buffer): number {
+  return check("sendto", probeLibc().sendto(fd, data, data.length, 0, address, address.length));
+}
+
+/**
+ * recv(2) on koffi's worker thread, so that the event loop keeps running while it blocks (bounded by the
+ * socket's SO_RCVTIMEO). Resolves to the byte count, or -1 when nothing arrived in time.
+ */
+export function recvBlocking(fd: number, buffer: Buffer): Promise<number> {
+  const { recv } = probeLibc();
+  return new Promise((resolve, reject) => {
+    recv.async(fd, buffer, buffer.length, 0, (error: unknown, result: number) => {
+      if (error) reject(error instanceof Error ? error : new Error(String(error)));
+      else resolve(result);
+    });
+  });
+}

@@ -10,8 +10,10 @@
 // Unknown keys are ignored. The file is watched through its directory (so that both an in-place write and the
 // usual write-to-temp-and-rename are seen) and also re-read every `pollIntervalMs`, because inotify misses
 // changes on some filesystems (NFS, some ConfigMap volume updates). A file that is missing or not valid JSON
-// is an error: the last good list is kept. This node's entry gives its pod CIDRs; publishing is a no-op.
+// is an error: the last good list is kept. This node's entry gives its pod CIDRs; publishing is a no-op. An entry without
+// vtepMac gets one derived from its name (derivedVtepMac), which its own agent uses too.
 
+import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -22,6 +24,21 @@ import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
 import { eitherSignal } from "./retry";
 import { quote, type NodeRecord, type NodeRejection } from "./validate";
+
+/**
+ * The VTEP MAC of a node whose entry names none: derived from its name and the VNI, so that every agent computes
+ * the same one for it (its own agent included) and a node file needs no MACs. Locally administered, unicast.
+ */
+export function derivedVtepMac(name: string, vni: number): string {
+  const bytes = createHash("sha256").update(`weft-vtep/${vni}/${name}`).digest().subarray(0, 6);
+  bytes[0] = (bytes[0]! & 0xfe) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+function withDerivedMac(record: NodeRecord | NodeRejection, vni: number): NodeRecord | NodeRejection {
+  if ("reason" in record || record.vtepMac !== undefined) return record;
+  return { ...record, vtepMac: derivedVtepMac(record.name as string, vni) };
+}
 
 export interface FileSourceOptions {
   /** The cluster network: pod CIDRs outside it are rejected. */
@@ -73,6 +90,7 @@ export function parseNodeFile(text: string): (NodeRecord | NodeRejection)[] {
 
 export class FileSource implements NodeSource {
   readonly #path: string;
+  readonly #vni: number;
   readonly #pollIntervalMs: number;
   readonly #debounceMs: number;
   readonly #log: Logger;
@@ -90,6 +108,7 @@ export class FileSource implements NodeSource {
   constructor(options: FileSourceOptions) {
     if (typeof options.path !== "string" || options.path === "") throw new SourceError("ERR_SOURCE_OPTIONS", "Invalid file source: path is required");
     this.#path = path.resolve(options.path);
+    this.#vni = options.network.backend.vni;
     this.#pollIntervalMs = options.pollIntervalMs ?? 10_000;
     this.#debounceMs = options.debounceMs ?? 50;
     this.#log = options.logger ?? rootLog.with({ source: "file", path: this.#path });
@@ -101,6 +120,17 @@ export class FileSource implements NodeSource {
     signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.#lifetime.signal });
     this.#table.listen(onChange);
     await this.#watch();
+  }
+
+  /** This node's entry: its publicIp and VTEP MAC (given, or derived from its name); waits for the entry. */
+  async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }> {
+    this.#throwIfClosed();
+    await this.#watch();
+    const has = (s: NodeSnapshot): boolean => s.synced && s.nodes.some((n) => n.name === name);
+    if (!has(this.#table.snapshot())) this.#log.info("Waiting for this node's entry in the node file", { node: name });
+    const snapshot = await this.#table.waitFor(has, eitherSignal(this.#lifetime.signal, signal));
+    const entry = snapshot.nodes.find((n) => n.name === name)!;
+    return { address: entry.publicIp, ...(entry.vtepMac === undefined ? {} : { vtepMac: entry.vtepMac }) };
   }
 
   async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
@@ -198,7 +228,7 @@ export class FileSource implements NodeSource {
       this.#fail(error);
       return;
     }
-    const entries = records.map((record, index): [string, NodeRecord | NodeRejection] => [`${index}`, record]);
+    const entries = records.map((record, index): [string, NodeRecord | NodeRejection] => [`${index}`, withDerivedMac(record, this.#vni)]);
     if (!this.#table.replaceAll(entries, { afterInterruption: this.#failedSinceRead })) return;
     this.#failedSinceRead = false;
     this.#lastText = text;

@@ -106,7 +106,7 @@ export function flannelVtepMac(backendData: unknown): string | undefined {
   }
 }
 
-function internalIp(node: KubeNode, family: 4 | 6): string | undefined {
+export function internalIp(node: KubeNode, family: 4 | 6): string | undefined {
   const addresses = Array.isArray(node.status?.addresses) ? node.status.addresses : [];
   const internal = addresses.filter((a) => a?.type === "InternalIP" && typeof a.address === "string").map((a) => a.address!);
   const preferred = internal.find((a) => (family === 4 ? a.includes(".") : a.includes(":"))) ?? internal[0];

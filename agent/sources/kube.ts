@@ -29,13 +29,13 @@ import { log as rootLog, type Logger } from "../log";
 import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { SourceError, describeError } from "./errors";
 import {
-  DEFAULT_ANNOTATION_PREFIX, localAnnotations, nodeToRecord, podCidrsOf, weftAnnotations,
+  DEFAULT_ANNOTATION_PREFIX, internalIp, localAnnotations, nodeToRecord, podCidrsOf, weftAnnotations,
   type NodeReadOptions, type WeftAnnotations,
 } from "./kube-node";
 import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
 import { Backoff, eitherSignal, sleep } from "./retry";
-import { checkNode, parseClusterNetworks } from "./validate";
+import { checkNode, parseClusterNetworks, parsePublicIp } from "./validate";
 
 export interface KubeSourceOptions {
   /** The cluster network: pod CIDRs outside it are rejected. */
@@ -147,6 +147,25 @@ export class KubeSource implements NodeSource {
     this.#table.listen(onChange);
     this.#starting ??= this.#informer.start().catch((error: unknown) => this.#failed(error));
     return this.#starting;
+  }
+
+  /** This node's InternalIP (of the cluster network's family); waits for its Node object to exist. */
+  async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string }> {
+    this.#throwIfClosed();
+    const abort = eitherSignal(this.#lifetime.signal, signal);
+    const backoff = new Backoff(this.#retry);
+    for (;;) {
+      abort.throwIfAborted();
+      try {
+        const node = await raceAbort(this.#api.readNode({ name }), abort);
+        const address = parsePublicIp(internalIp(node, this.#readOptions.family));
+        return address === undefined ? {} : { address };
+      } catch (error) {
+        if (abort.aborted) throw abort.reason;
+        this.#log.warn("Cannot read this node's addresses; retrying", { node: name, error: describeKubeError(error) });
+        await sleep(backoff.next(), abort);
+      }
+    }
   }
 
   async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {

@@ -24,12 +24,17 @@ export interface EchoServer {
   stop(): void;
 }
 
-export async function startEchoServer(netnsName: string, port: number): Promise<EchoServer> {
-  const child: ChildProcess = spawn("ip", ["netns", "exec", netnsName, process.execPath, "-e", SERVER, String(port)], {
+export function startEchoServer(netnsName: string, port: number): Promise<EchoServer> {
+  return startServer(netnsName, SERVER, port, "echo");
+}
+
+/** Runs a small Node server script inside the namespace; resolves once it listens. */
+async function startServer(netnsName: string, script: string, port: number, what: string): Promise<EchoServer> {
+  const child: ChildProcess = spawn("ip", ["netns", "exec", netnsName, process.execPath, "-e", script, String(port)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo server in ${netnsName} did not start`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${what} server in ${netnsName} did not start`)), 10_000);
     child.stdout?.on("data", (data: Buffer) => {
       if (data.toString().includes("listening")) {
         clearTimeout(timer);
@@ -38,7 +43,7 @@ export async function startEchoServer(netnsName: string, port: number): Promise<
     });
     child.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`echo server in ${netnsName} exited with ${code}`));
+      reject(new Error(`${what} server in ${netnsName} exited with ${code}`));
     });
   });
   child.removeAllListeners("exit");
@@ -56,4 +61,34 @@ export function tcpEcho(netnsName: string, host: string, port: number): { ok: bo
     timeout: 10_000,
   });
   return { ok: child.status === 0, source: child.stdout.trim(), error: child.stderr.trim() };
+}
+
+const WHOAMI_SERVER = `
+const net = require("node:net");
+const server = net.createServer((socket) => socket.end(socket.remoteAddress.replace(/^::ffff:/, "")));
+server.listen(Number(process.argv[1]), "::", () => process.stdout.write("listening\\n"));
+`;
+
+const WHOAMI_CLIENT = `
+const net = require("node:net");
+const socket = net.connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 2000 });
+let received = "";
+socket.on("data", (data) => { received += data; });
+socket.on("end", () => { process.stdout.write(received); process.exit(0); });
+socket.on("timeout", () => { process.stderr.write("timeout"); process.exit(2); });
+socket.on("error", (error) => { process.stderr.write(String(error)); process.exit(1); });
+`;
+
+/** A server that answers each connection with the client's address as it sees it (to check SNAT). */
+export function startWhoamiServer(netnsName: string, port: number): Promise<EchoServer> {
+  return startServer(netnsName, WHOAMI_SERVER, port, "whoami");
+}
+
+/** Connects from `netnsName` to a whoami server; returns the address the server saw. */
+export function tcpWhoami(netnsName: string, host: string, port: number): { ok: boolean; seenAs: string; error: string } {
+  const child = spawnSync("ip", ["netns", "exec", netnsName, process.execPath, "-e", WHOAMI_CLIENT, host, String(port)], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  return { ok: child.status === 0, seenAs: child.stdout.trim(), error: child.stderr.trim() };
 }

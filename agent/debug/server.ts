@@ -1,0 +1,94 @@
+// The debug endpoint: read-only HTTP on 127.0.0.1 by default.
+//   /healthz       200 while the agent's loop is alive
+//   /readyz        200 once the overlay, masq rules and CNI config are in place, else 503 with what is missing
+//   /metrics       Prometheus text
+//   /debug/state   everything, as JSON (what `weft-agent status` prints)
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { renderMetrics } from "./metrics";
+import type { AgentState } from "./state";
+
+export interface DebugSource {
+  state(): AgentState;
+  durations(): { values: readonly number[]; sum: number };
+  /** False once the loop has stopped or wedged. */
+  alive(): boolean;
+}
+
+export class DebugAddressError extends Error {
+  readonly code = "ERR_DEBUG_ADDR";
+  constructor(message: string) {
+    super(message);
+    this.name = "DebugAddressError";
+  }
+}
+
+/** "127.0.0.1:9476", "[::1]:9476", ":9476" (all addresses) → host and port. */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new DebugAddressError(`Invalid --debug-addr "${text}": expected host:port, e.g. 127.0.0.1:9476`);
+  return { host: match[1] ?? (match[2] === "" ? "0.0.0.0" : match[2]!), port };
+}
+
+export class DebugServer {
+  readonly #server: http.Server;
+  readonly #source: DebugSource;
+
+  constructor(source: DebugSource) {
+    this.#source = source;
+    this.#server = http.createServer((request, response) => this.#handle(request, response));
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  async listen(address: string): Promise<AddressInfo> {
+    const { host, port } = parseListenAddress(address);
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
+    return this.#server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  #handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const send = (status: number, type: string, body: string) => {
+      response.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+      response.end(request.method === "HEAD" ? undefined : body);
+    };
+    if (request.method !== "GET" && request.method !== "HEAD") return send(405, "text/plain; charset=utf-8", "read-only: GET only\n");
+    const url = new URL(request.url ?? "/", "http://weft");
+    try {
+      switch (url.pathname) {
+        case "/healthz":
+          return this.#source.alive() ? send(200, "text/plain; charset=utf-8", "ok\n") : send(503, "text/plain; charset=utf-8", "the reconcile loop is not running\n");
+        case "/readyz": {
+          const readiness = this.#source.state().readiness;
+          if (readiness.ready) return send(200, "text/plain; charset=utf-8", "ok\n");
+          const missing = Object.entries(readiness).filter(([key, ok]) => key !== "ready" && !ok).map(([key]) => key);
+          return send(503, "text/plain; charset=utf-8", `not ready: ${missing.join(", ")}\n`);
+        }
+        case "/metrics":
+          return send(200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(this.#source.state(), this.#source.durations()));
+        case "/debug/state":
+          return send(200, "application/json", `${JSON.stringify(this.#source.state(), null, 2)}\n`);
+        case "/":
+          return send(200, "text/plain; charset=utf-8", "weft-agent: /healthz /readyz /metrics /debug/state\n");
+        default:
+          return send(404, "text/plain; charset=utf-8", "not found: /healthz /readyz /metrics /debug/state\n");
+      }
+    } catch (error) {
+      send(500, "text/plain; charset=utf-8", `${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// The shape of /debug/state (and of `weft-agent status`): what an operator needs first — this node, whether it
+// is ready and why not, every remote node with its objects and probe results, the last plan and its errors.
+import type { ProbeResult } from "./probe";
+
+export interface PeerState {
+  name: string;
+  podCidrs: string[];
+  publicIp: string;
+  vtepMac?: string;
+  /** programmed: its objects are desired; skipped: conflicts or unreachable (reason); rejected by the source (reason). */
+  status: "programmed" | "skipped" | "rejected" | "pending";
+  reason?: string;
+  objects: { routes: string[]; neighbours: string[]; fdb: string[] };
+  /** When an operation for this node last changed the kernel. */
+  lastChange?: string;
+  probes: ProbeResult[];
+}
+
+export interface ReconcileRun {
+  at: string;
+  trigger: string;
+  durationMs: number;
+  /** The plan, one line per operation (empty when the kernel matched). */
+  planned: string[];
+  errors: string[];
+}
+
+export interface AgentState {
+  version: string;
+  startedAt: string;
+  node: {
+    name: string;
+    podCidrs: string[];
+    publicIp: string;
+    publicIpFrom: string;
+    underlay: { name: string; mtu: number } | undefined;
+    backend: { type: string; vni: number; port: number };
+    vtep: { name: string; mac: string; macFrom: string; mtu: number; addresses: string[] } | undefined;
+    podMtu: number | undefined;
+  };
+  network: { network: string; ipv6Network: string | undefined; subnetLen: number; nonMasqueradeCidrs: string[] };
+  readiness: { ready: boolean; sourceSynced: boolean; overlay: boolean; masq: boolean; cniConfig: boolean };
+  source: { kind: string; synced: boolean; nodes: number; rejected: number; error?: string };
+  peers: PeerState[];
+  kernel: { routes: number; neighbours: number; fdb: number; vtep: string | undefined };
+  reconcile: {
+    runs: number;
+    runsWithErrors: number;
+    opsApplied: Record<string, number>;
+    lastRun?: ReconcileRun;
+    recentErrors: { at: string; error: string }[];
+  };
+  masq: { enabled: boolean; inPlace: boolean; problems: string[]; applied: number; table: string };
+  files: { cniConfList: string; subnetFile: string; written: boolean; error?: string; conflist: string };
+}

@@ -1,0 +1,96 @@
+// `weft-agent status`: the running agent's /debug/state as readable tables. Exit status 0 when the agent is
+// ready, 1 when it answers but is not ready, 2 when it cannot be reached.
+import http from "node:http";
+import { parseListenAddress } from "./debug/server";
+import type { AgentState } from "./debug/state";
+
+export class StatusError extends Error {
+  readonly code = "ERR_STATUS";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StatusError";
+  }
+}
+
+/** GETs /debug/state from the agent listening on `debugAddr`. */
+export function fetchState(debugAddr: string, timeoutMs = 5_000): Promise<AgentState> {
+  const { host, port } = parseListenAddress(debugAddr);
+  const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: target, port, path: "/debug/state", timeout: timeoutMs }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => {
+        if (response.statusCode !== 200) return reject(new StatusError(`Cannot read the agent's state: HTTP ${response.statusCode} from ${debugAddr}`));
+        try {
+          resolve(JSON.parse(body) as AgentState);
+        } catch (error) {
+          reject(new StatusError(`Cannot read the agent's state: not JSON from ${debugAddr}`, { cause: error }));
+        }
+      });
+    });
+    request.on("timeout", () => request.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    request.on("error", (error) => reject(new StatusError(`Cannot reach weft-agent's debug endpoint at ${debugAddr}: ${error.message} (is the agent running? --debug-addr)`, { cause: error })));
+  });
+}
+
+/** Left-aligned columns separated by two spaces. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+const yesNo = (ok: boolean) => (ok ? "yes" : "NO");
+
+export function renderStatus(state: AgentState): string {
+  const n = state.node;
+  const out: string[] = [];
+  out.push(`weft-agent ${state.version} on ${n.name}, up since ${state.startedAt}`);
+  out.push("");
+  out.push(table(["NODE", "VALUE"], [
+    ["pod CIDRs", n.podCidrs.join(", ") || "(none yet)"],
+    ["public IP", `${n.publicIp} (${n.publicIpFrom})`],
+    ["underlay", n.underlay ? `${n.underlay.name} mtu ${n.underlay.mtu}` : "(unknown)"],
+    ["backend", `${n.backend.type}${n.backend.type === "vxlan" ? ` vni ${n.backend.vni} port ${n.backend.port}` : ""}`],
+    ...(n.vtep ? [["vtep", `${n.vtep.name} ${n.vtep.mac} (${n.vtep.macFrom}) mtu ${n.vtep.mtu} ${n.vtep.addresses.join(" ")}`]] : []),
+    ["pod MTU", n.podMtu === undefined ? "(unknown)" : String(n.podMtu)],
+    ["network", [state.network.network, state.network.ipv6Network].filter(Boolean).join(", ")],
+  ]));
+  out.push("");
+  const r = state.readiness;
+  out.push(table(["READY", "SOURCE SYNCED", "OVERLAY", "MASQ", "CNI CONFIG"], [[yesNo(r.ready), yesNo(r.sourceSynced), yesNo(r.overlay), yesNo(r.masq), yesNo(r.cniConfig)]]));
+  out.push("");
+  const s = state.source;
+  out.push(`source: ${s.kind}, ${s.synced ? "synced" : "NOT SYNCED"}, ${s.nodes} nodes, ${s.rejected} rejected${s.error ? `, ERROR: ${s.error}` : ""}`);
+  out.push("");
+  const rows = state.peers.map((p) => {
+    const probe = p.probes[0];
+    return [
+      p.name,
+      p.status,
+      p.podCidrs.join(",") || "-",
+      p.publicIp || "-",
+      p.vtepMac ?? "-",
+      probe ? (probe.rttMs === undefined ? "-" : `${probe.rttMs.toFixed(2)} ms`) : "-",
+      probe ? `${Math.round(probe.loss * 100)}%` : "-",
+      p.reason ?? (p.lastChange ? `changed ${p.lastChange}` : ""),
+    ];
+  });
+  out.push(rows.length === 0 ? "peers: none" : table(["PEER", "STATUS", "POD CIDRS", "PUBLIC IP", "VTEP MAC", "RTT", "LOSS", "NOTE"], rows));
+  out.push("");
+  const rc = state.reconcile;
+  out.push(`reconcile: ${rc.runs} runs, ${rc.runsWithErrors} with errors; objects: ${state.kernel.routes} routes, ${state.kernel.neighbours} neighbours, ${state.kernel.fdb} fdb`);
+  if (rc.lastRun) {
+    out.push(`last run: ${rc.lastRun.at} (${rc.lastRun.trigger}, ${rc.lastRun.durationMs} ms): ${rc.lastRun.planned.length} operations, ${rc.lastRun.errors.length} errors`);
+    for (const op of rc.lastRun.planned.slice(0, 20)) out.push(`  ${op}`);
+    if (rc.lastRun.planned.length > 20) out.push(`  … ${rc.lastRun.planned.length - 20} more`);
+  }
+  for (const e of rc.recentErrors.slice(-5)) out.push(`error ${e.at}: ${e.error}`);
+  out.push("");
+  const m = state.masq;
+  out.push(`masq: ${m.enabled ? `table ${m.table}, ${m.inPlace ? "in place" : `NOT IN PLACE: ${m.problems.join("; ")}`}` : "off (--ip-masq=false)"}`);
+  out.push(`files: ${state.files.cniConfList}, ${state.files.subnetFile}${state.files.written ? "" : ` NOT WRITTEN: ${state.files.error ?? ""}`}`);
+  return `${out.join("\n")}\n`;
+}
