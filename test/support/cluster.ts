@@ -12,10 +12,12 @@
 // lives in namespaces and temp dirs named with the run prefix; close() ends the agents by PID and removes it all.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AgentState } from "../../agent/debug/state";
+import { withNetns } from "../../native/netns";
 import { runPlugin, type PluginResult } from "./cni-exec";
 import { WEFT_BINARY } from "./global-setup";
 import { createTestNetns, RUN_PREFIX, type TestNetns } from "./netns";
@@ -285,4 +287,122 @@ export class SimCluster {
     this.underlay.remove();
     if (process.env.WEFT_KEEP_CLUSTER_DIR !== "1") fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface NetnsProxy {
+  /** The port it listens on, on every address of the namespace. */
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy whose listening socket lives in the namespace `netnsPath` (all its addresses, `port`) and whose
+ * upstream connections go to `target` in the test's own namespace: how agents inside simulated nodes reach an
+ * etcd or API server on the test's loopback. Node binds a listener without a host synchronously, so the socket
+ * is created inside withNetns; accepted connections belong to the listener's namespace.
+ */
+export function startNetnsProxy(netnsPath: string, port: number, target: { host: string; port: number }): NetnsProxy {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  withNetns(netnsPath, () => {
+    server.listen(port);
+  });
+  return {
+    port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export interface AgentRun {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs dist/weft-agent inside `node` to completion with the node's usual flags plus `args` (a start that must
+ * fail, a subcommand); ends it with SIGKILL after `timeoutMs`. The FFI cache goes to `cacheDir` (default a
+ * directory beside the node's), so that the node's own directory holds only what the agent itself wrote.
+ */
+export function runAgentOnce(node: SimNode, args: string[], options: { timeoutMs?: number; cacheDir?: string } = {}): AgentRun {
+  const result = spawnSync("nsenter", [`--net=${node.ns.path}`, AGENT_LAUNCHER, ...node.agentArgs(), ...args], {
+    encoding: "utf8",
+    timeout: options.timeoutMs ?? 20_000,
+    killSignal: "SIGKILL",
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", WEFT_CACHE_DIR: options.cacheDir ?? `${node.dir}.cache` },
+  });
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A node set up by hand exactly as flannel's vxlan backend and its CNI (bridge + host-local) set one up. */
+export interface FlannelNode {
+  /** flannel.1's MAC: what flannel publishes (its backend-data annotation) and what peers must program. */
+  vtepMac: string;
+  /** Programs a remote node as flannel does, in its order: neighbour, FDB entry, onlink route. */
+  addPeer(peer: { podCidr: string; publicIp: string; vtepMac: string }): void;
+  /** A pod on cni0, addressed by hand (the next address of the /24), MTU 1450 like flannel's pods. */
+  addPod(): SimPod;
+}
+
+/**
+ * Turns `node` (no agent) into a flannel node with pod subnet `podCidr` (a /24): `flannel.1` vxlan id 1 dstport
+ * 8472 nolearning local <node ip> dev eth0, MTU 1450, the subnet's network address /32 on it, and a cni0 bridge
+ * with the subnet's .1. The commands are flannel's (backend/vxlan/device.go, the bridge plugin), as `ip`/`bridge`.
+ */
+export function configureAsFlannel(node: SimNode, podCidr: string): FlannelNode {
+  const match = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(podCidr);
+  if (!match) throw new Error(`configureAsFlannel: ${podCidr} is not a /24 network`);
+  const prefix = match[1]!;
+  const n = (...argv: string[]) => node.ns.exec(argv);
+  n("ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472", "nolearning", "local", node.ip, "dev", "eth0");
+  n("ip", "link", "set", "flannel.1", "mtu", "1450");
+  n("ip", "addr", "add", `${prefix}.0/32`, "dev", "flannel.1");
+  n("ip", "link", "set", "flannel.1", "up");
+  n("ip", "link", "add", "cni0", "type", "bridge");
+  n("ip", "addr", "add", `${prefix}.1/24`, "dev", "cni0");
+  n("ip", "link", "set", "cni0", "mtu", "1450", "up");
+  const vtepMac = node.ipJson<{ address: string }[]>(["link", "show", "flannel.1"])[0]!.address;
+  let pods = 0;
+  return {
+    vtepMac,
+    addPeer: (peer) => {
+      const peerMatch = /^(\d+\.\d+\.\d+\.0)\/24$/.exec(peer.podCidr);
+      if (!peerMatch) throw new Error(`configureAsFlannel: ${peer.podCidr} is not a /24 network`);
+      const vtepAddress = peerMatch[1]!;
+      n("ip", "neigh", "replace", vtepAddress, "lladdr", peer.vtepMac, "dev", "flannel.1", "nud", "permanent");
+      n("bridge", "fdb", "replace", peer.vtepMac, "dst", peer.publicIp, "dev", "flannel.1", "self", "permanent");
+      n("ip", "route", "replace", peer.podCidr, "via", vtepAddress, "dev", "flannel.1", "onlink");
+    },
+    addPod: () => {
+      const index = pods++;
+      const ns = createTestNetns(`${node.name}-fp${index}`);
+      const ip = `${prefix}.${10 + index}`;
+      const host = `vethf${node.index}x${index}`;
+      const pod: SimPod = { ns, containerId: `${RUN_PREFIX}${node.name}-f${index}`, ip };
+      node.pods.push(pod);
+      n("ip", "link", "add", host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "mtu", "1450", "netns", ns.name);
+      n("ip", "link", "set", host, "master", "cni0", "up");
+      ns.exec(["ip", "addr", "add", `${ip}/24`, "dev", "eth0"]);
+      ns.exec(["ip", "link", "set", "eth0", "up"]);
+      ns.exec(["ip", "route", "add", "default", "via", `${prefix}.1`]);
+      return pod;
+    },
+  };
 }
