@@ -1,0 +1,161 @@
+// The agent's command line, its debug endpoint's formats and the small pure helpers around them.
+import { describe, expect, it } from "vitest";
+import { renderMetrics } from "../../agent/debug/metrics";
+import { parseListenAddress } from "../../agent/debug/server";
+import type { AgentState } from "../../agent/debug/state";
+import { FLAGS, FlagError, parseArgs, parseDuration, renderHelp } from "../../agent/flags";
+import { derivedVtepMac } from "../../agent/sources/file";
+import { renderStatus, table } from "../../agent/status";
+import { checksum } from "../../native/icmp";
+
+describe("parseArgs", () => {
+  it("defaults to run, with every default filled in and its origin", () => {
+    const args = parseArgs(["--node-name", "n1"], {});
+    expect(args.command).toBe("run");
+    expect(args.values).toMatchObject({ "node-name": "n1", source: "kube", "ip-masq": true, "resync-interval": 10_000, "debug-addr": "127.0.0.1:9476" });
+    expect(args.origins).toMatchObject({ "node-name": "flag", source: "default" });
+  });
+
+  it("takes --name=value, bare booleans and --name=false", () => {
+    const args = parseArgs(["--source=file", "--flannel-compat", "--ip-masq=false", "--node-file", "/x"], {});
+    expect(args.values).toMatchObject({ source: "file", "flannel-compat": true, "ip-masq": false, "node-file": "/x" });
+  });
+
+  it("falls back to the environment, and the command line wins over it", () => {
+    const env = { NODE_NAME: "from-env", WEFT_SOURCE: "etcd", WEFT_RESYNC_INTERVAL: "2m" };
+    expect(parseArgs([], env).values).toMatchObject({ "node-name": "from-env", source: "etcd", "resync-interval": 120_000 });
+    expect(parseArgs(["--source", "file"], env).values.source).toBe("file");
+    expect(parseArgs([], env).origins.source).toBe("env");
+  });
+
+  it("recognises the subcommands and refuses flags that do not apply to them", () => {
+    expect(parseArgs(["status", "--json"], {}).values.json).toBe(true);
+    expect(parseArgs(["--version"], {}).command).toBe("version");
+    expect(parseArgs(["uninstall"], {}).command).toBe("uninstall");
+    expect(() => parseArgs(["status", "--node-name", "x"], {})).toThrow('Flag --node-name does not apply to "status"');
+  });
+
+  it.each([
+    [["frobnicate"], 'Unknown command "frobnicate"'],
+    [["--no-such-flag"], "Unknown flag --no-such-flag"],
+    [["--node-name"], "Flag --node-name needs a value"],
+    [["--resync-interval", "soon"], 'Invalid --resync-interval: "soon" is not a duration'],
+    [["--ip-masq=maybe"], 'Invalid --ip-masq: "maybe" is not true or false'],
+    [["stray"], 'Unknown command "stray"'],
+    [["--source", "file", "stray"], 'Unexpected argument "stray"'],
+  ])("refuses %j with one clear line", (argv, message) => {
+    expect(() => parseArgs(argv, {})).toThrow(FlagError);
+    expect(() => parseArgs(argv, {})).toThrow(message);
+  });
+
+  it("names the variable when a bad value came from the environment", () => {
+    expect(() => parseArgs([], { WEFT_PROBE_INTERVAL: "often" })).toThrow("Invalid WEFT_PROBE_INTERVAL (--probe-interval)");
+  });
+
+  it("documents every flag in the help, with its variable and default", () => {
+    const help = renderHelp("1.2.3");
+    for (const flag of FLAGS) expect(help).toContain(`--${flag.name}`);
+    expect(help).toContain("NODE_NAME");
+    expect(new Set(FLAGS.map((f) => f.name)).size).toBe(FLAGS.length);
+    expect(new Set(FLAGS.filter((f) => f.env).map((f) => f.env)).size).toBe(FLAGS.filter((f) => f.env).length);
+  });
+});
+
+describe("parseDuration", () => {
+  it.each([
+    ["500ms", 500], ["10s", 10_000], ["1.5m", 90_000], ["24h", 86_400_000], ["0", 0],
+  ])("%s → %i ms", (text, ms) => expect(parseDuration(text)).toBe(ms));
+  it.each(["", "10", "-1s", "1d", "1e3s", "9999h"])("refuses %j", (text) => expect(parseDuration(text)).toBeUndefined());
+});
+
+describe("parseListenAddress", () => {
+  it("reads host:port, [v6]:port and :port", () => {
+    expect(parseListenAddress("127.0.0.1:9476")).toEqual({ host: "127.0.0.1", port: 9476 });
+    expect(parseListenAddress("[::1]:80")).toEqual({ host: "::1", port: 80 });
+    expect(parseListenAddress(":9476")).toEqual({ host: "0.0.0.0", port: 9476 });
+  });
+  it.each(["9476", "localhost", "1.2.3.4:99999", "[::1]", "a:b:c"])("refuses %j", (text) => {
+    expect(() => parseListenAddress(text)).toThrow(`Invalid --debug-addr "${text}"`);
+  });
+});
+
+describe("derivedVtepMac", () => {
+  it("is stable, per node and VNI, unicast and locally administered", () => {
+    const mac = derivedVtepMac("node-1", 1);
+    expect(derivedVtepMac("node-1", 1)).toBe(mac);
+    expect(derivedVtepMac("node-2", 1)).not.toBe(mac);
+    expect(derivedVtepMac("node-1", 2)).not.toBe(mac);
+    const first = Number.parseInt(mac.slice(0, 2), 16);
+    expect(first & 1).toBe(0);
+    expect(first & 2).toBe(2);
+    expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  });
+});
+
+describe("ICMP checksum", () => {
+  it("matches RFC 1071's worked example and verifies to zero", () => {
+    // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2, checksum 220d.
+    expect(checksum(Buffer.from([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]))).toBe(0x220d);
+    const packet = Buffer.from([8, 0, 0, 0, 0x12, 0x34, 0, 1, 0xab]);
+    packet.writeUInt16BE(checksum(packet), 2);
+    expect(checksum(packet)).toBe(0);
+  });
+});
+
+function sampleState(): AgentState {
+  return {
+    version: "0.1.0",
+    startedAt: "2026-11-22T00:00:00.000Z",
+    node: {
+      name: "node-1", podCidrs: ["10.244.1.0/24"], publicIp: "192.168.1.11", publicIpFrom: "node address",
+      underlay: { name: "eth0", mtu: 1500 }, backend: { type: "vxlan", vni: 1, port: 8472 },
+      vtep: { name: "weft.1", mac: "0e:00:00:00:00:01", macFrom: "device", mtu: 1450, addresses: ["10.244.1.0/32"] }, podMtu: 1450,
+    },
+    network: { network: "10.244.0.0/16", ipv6Network: undefined, subnetLen: 24, nonMasqueradeCidrs: ["169.254.0.0/16"] },
+    readiness: { ready: true, sourceSynced: true, overlay: true, masq: true, cniConfig: true },
+    source: { kind: "file", synced: true, nodes: 3, rejected: 1 },
+    peers: [
+      {
+        name: "node-2", podCidrs: ["10.244.2.0/24"], publicIp: "192.168.1.12", vtepMac: "0e:00:00:00:00:02", status: "programmed",
+        objects: { routes: ["10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink"], neighbours: ["n"], fdb: ["f"] },
+        probes: [{ node: "node-2", address: "10.244.2.0", sent: 10, received: 9, loss: 0.1, rttMs: 0.25 }],
+      },
+      { name: "bad\"node", podCidrs: [], publicIp: "", status: "rejected", reason: "pod CIDR 10.9.0.0/24 is outside the network", objects: { routes: [], neighbours: [], fdb: [] }, probes: [] },
+    ],
+    kernel: { routes: 1, neighbours: 1, fdb: 1, vtep: "weft.1" },
+    reconcile: { runs: 7, runsWithErrors: 1, opsApplied: { "replace-route": 1 }, lastRun: { at: "t", trigger: "resync", durationMs: 1.5, planned: [], errors: [] }, recentErrors: [{ at: "t", error: "Cannot replace-route: EINVAL" }] },
+    masq: { enabled: true, inPlace: true, problems: [], applied: 1, table: "inet weft" },
+    files: { cniConfList: "/etc/cni/net.d/10-weft.conflist", subnetFile: "/run/weft/subnet.env", written: true, conflist: "{}" },
+  };
+}
+
+describe("renderMetrics", () => {
+  it("writes valid exposition lines for every family, escaping label values", () => {
+    const text = renderMetrics(sampleState(), { values: [0.002, 0.3], sum: 0.302 });
+    expect(text).toMatch(/^weft_ready 1$/m);
+    expect(text).toMatch(/^weft_nodes_known\{status="rejected"\} 1$/m);
+    expect(text).toMatch(/^weft_reconcile_duration_seconds_bucket\{le="0.0025"\} 1$/m);
+    expect(text).toMatch(/^weft_reconcile_duration_seconds_bucket\{le="\+Inf"\} 2$/m);
+    expect(text).toMatch(/^weft_probe_rtt_seconds\{node="node-2",address="10.244.2.0"\} 0.00025$/m);
+    expect(text).toMatch(/^weft_probe_loss_ratio\{node="node-2",address="10.244.2.0"\} 0.1$/m);
+    for (const line of text.trim().split("\n")) {
+      expect(line).toMatch(/^(# (HELP|TYPE) weft_[a-z_]+ .+|weft_[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [-+0-9.eInfNa]+)$/);
+    }
+  });
+});
+
+describe("renderStatus", () => {
+  it("shows the node, readiness, every peer with probe results, and the reasons of rejected ones", () => {
+    const text = renderStatus(sampleState());
+    expect(text).toContain("weft-agent 0.1.0 on node-1");
+    expect(text).toMatch(/vtep\s+weft\.1 0e:00:00:00:00:01 \(device\) mtu 1450 10\.244\.1\.0\/32/);
+    expect(text).toMatch(/READY\s+SOURCE SYNCED\s+OVERLAY\s+MASQ\s+CNI CONFIG\nyes\s+yes\s+yes\s+yes\s+yes/);
+    expect(text).toMatch(/node-2\s+programmed\s+10\.244\.2\.0\/24\s+192\.168\.1\.12\s+0e:00:00:00:00:02\s+0\.25 ms\s+10%/);
+    expect(text).toContain("pod CIDR 10.9.0.0/24 is outside the network");
+    expect(text).toContain("error t: Cannot replace-route: EINVAL");
+  });
+
+  it("aligns columns", () => {
+    expect(table(["A", "LONGER"], [["xxxx", "y"]])).toBe("A     LONGER\nxxxx  y");
+  });
+});
