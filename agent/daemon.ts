@@ -73,6 +73,7 @@ export class Agent {
   #overlayOk = false;
   #startedAt = new Date().toISOString();
   #lastFinished: number | undefined;
+  #markedReady = false;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -202,6 +203,12 @@ export class Agent {
     this.#writeFiles();
     if (trigger === "resync") await this.#syncMasq();
     this.#prober?.setTargets(this.#probeTargets(desired));
+    if (!this.#markedReady && this.readiness().ready && this.#o.source.markReady) {
+      this.#markedReady = true;
+      this.#o.source.markReady(this.#o.nodeName, this.#lifetime.signal).catch((error: unknown) => {
+        if (!this.#lifetime.signal.aborted) this.#log.error("Cannot tell the cluster this node's network is up", { error });
+      });
+    }
   }
 
   #writeFiles(): void {

@@ -36,11 +36,13 @@ export interface NodeSnapshot {
  * its file entry, or allocating an etcd lease) and publishes the announcement; `close` stops everything and is
  * safe to call twice. `localHints`, where the source has them, are this node's address as the cluster knows it
  * (kube: its InternalIP; file: its entry's publicIp), the agent's default public IP, and a VTEP MAC the node
- * must use (file: its entry's, given or derived).
+ * must use (file: its entry's, given or derived). `markReady` is called once the node is first ready.
  */
 export interface NodeSource {
   start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void>;
   localHints?(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }>;
+  /** Tells the cluster this node's network is up (kube: NetworkUnavailable=False); called once, when first ready. */
+  markReady?(name: string, signal?: AbortSignal): Promise<void>;
   claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
   snapshot(): NodeSnapshot;
   close(): Promise<void>;

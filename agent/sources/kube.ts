@@ -20,9 +20,9 @@
 //     answering "no nodes" right after failing is more likely broken than the cluster empty.
 //
 // claimLocal: polls this node's Node until spec.podCIDR is set (kube-controller-manager assigns it), checks it
-// against the network, merge-patches the annotations that differ, and, unless disabled, sets the
-// NetworkUnavailable condition to False with a strategic merge patch of nodes/status (a merge patch would
-// replace the whole conditions list).
+// against the network and merge-patches the annotations that differ. markReady (called by the agent once the
+// overlay, masq rules and CNI config are in place) sets the NetworkUnavailable condition to False with a
+// strategic merge patch of nodes/status (a merge patch would replace the whole conditions list).
 
 import { CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import { log as rootLog, type Logger } from "../log";
@@ -46,7 +46,7 @@ export interface KubeSourceOptions {
   annotationPrefix?: string;
   /** Also publish, and read, flannel's annotations (mixed clusters during a migration). Default false. */
   flannelCompat?: boolean;
-  /** Set the NetworkUnavailable condition to False in claimLocal. Default true. */
+  /** Set the NetworkUnavailable condition to False in markReady. Default true. */
   setNetworkUnavailable?: boolean;
   /** First delay before retrying after an error. Default 1,000 ms; doubles up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
@@ -185,13 +185,19 @@ export class KubeSource implements NodeSource {
         this.#api.patchNode({ name: local.name, body: { metadata: { annotations: changed } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)));
       this.#log.info("Annotated this node", { node: local.name, annotations: Object.keys(changed) });
     }
-    if (this.#setNetworkUnavailable) {
-      const now = new Date().toISOString();
-      const condition = { type: "NetworkUnavailable", status: "False", reason: "WeftIsUp", message: "weft is running on this node", lastTransitionTime: now, lastHeartbeatTime: now };
-      await this.#retrying("Cannot set this node's NetworkUnavailable condition", abort, () =>
-        this.#api.patchNodeStatus({ name: local.name, body: { status: { conditions: [condition] } } }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)));
-    }
     return check.node;
+  }
+
+  /** Once this node's network is up: the NetworkUnavailable condition to False (unless disabled), so pods get scheduled. */
+  async markReady(name: string, signal?: AbortSignal): Promise<void> {
+    if (!this.#setNetworkUnavailable) return;
+    this.#throwIfClosed();
+    const abort = eitherSignal(this.#lifetime.signal, signal);
+    const now = new Date().toISOString();
+    const condition = { type: "NetworkUnavailable", status: "False", reason: "WeftIsUp", message: "weft is running on this node", lastTransitionTime: now, lastHeartbeatTime: now };
+    await this.#retrying("Cannot set this node's NetworkUnavailable condition", abort, () =>
+      this.#api.patchNodeStatus({ name, body: { status: { conditions: [condition] } } }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)));
+    this.#log.info("Set this node's NetworkUnavailable condition to False", { node: name });
   }
 
   snapshot(): NodeSnapshot {

@@ -198,7 +198,7 @@ describe("kube source: list and watch", () => {
 describe("kube source: claimLocal", () => {
   const local: LocalAnnouncement = { name: "node-self", publicIp: "192.168.50.9", vtepMac: "0E:AA:BB:CC:DD:09", backendType: "vxlan" };
 
-  it("waits for spec.podCIDR, then publishes its annotations and NetworkUnavailable=False", async () => {
+  it("waits for spec.podCIDR, then publishes its annotations; markReady sets NetworkUnavailable=False", async () => {
     const { server, source, start } = await setup();
     server.upsertNode(kubeNode("node-self", 9, { podCIDR: undefined, annotations: { "example.com/keep": "yes" } }));
     await start();
@@ -219,7 +219,9 @@ describe("kube source: claimLocal", () => {
       "weft.dev/vtep-mac": "0e:aa:bb:cc:dd:09",
       "weft.dev/backend-type": "vxlan",
     });
-    expect(node.status?.conditions).toEqual([
+    expect(node.status?.conditions).toEqual([{ type: "Ready", status: "True", reason: "KubeletReady" }]);
+    await source.markReady("node-self");
+    expect(server.getNode("node-self")!.status?.conditions).toEqual([
       { type: "Ready", status: "True", reason: "KubeletReady" },
       expect.objectContaining({ type: "NetworkUnavailable", status: "False", reason: "WeftIsUp" }),
     ]);
