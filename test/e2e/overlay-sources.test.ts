@@ -9,6 +9,7 @@ import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimCluster, startNetnsProxy, UNDERLAY_PREFIX, type NetnsProxy, type SimCluster as Cluster } from "../support/cluster";
 import { startEtcd, type TestEtcd } from "../support/etcd";
+import { eventually } from "../support/podman";
 import { FakeKubeApiServer, type FakeNode } from "../support/fake-kube-apiserver";
 import { startEchoServer, tcpEcho, type EchoServer } from "../support/traffic";
 
@@ -130,7 +131,7 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
     await api?.stop();
   });
 
-  it("takes the node IP from InternalIP, publishes its VTEP MAC and public IP, and sets NetworkUnavailable=False", () => {
+  it("takes the node IP from InternalIP, publishes its VTEP MAC and public IP, and sets NetworkUnavailable=False once ready", async () => {
     for (const node of cluster.nodes) {
       const state = node.state();
       expect(state.node).toMatchObject({ publicIp: node.ip, publicIpFrom: "node address", podCidrs: [`10.244.${node.index}.0/24`] });
@@ -140,7 +141,7 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
         "weft.dev/vtep-mac": state.node.vtep!.mac,
         "weft.dev/backend-type": "vxlan",
       });
-      expect(stored.status?.conditions).toContainEqual(expect.objectContaining({ type: "NetworkUnavailable", status: "False" }));
+      await eventually(() => expect(api.getNode(node.name)!.status?.conditions).toContainEqual(expect.objectContaining({ type: "NetworkUnavailable", status: "False" })));
     }
     // --flannel-compat: flannel's annotations too, so that flannel nodes of a mixed cluster see this one.
     expect(api.getNode("node-3")!.metadata.annotations).toMatchObject({
