@@ -17,6 +17,8 @@
 #   harness imports its own copy into each node's store).
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=scripts/install-deps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-deps.sh"
 
 if [[ "$(id -u)" != 0 ]]; then
   echo "install-test-deps: run as root" >&2
@@ -30,23 +32,7 @@ packages=(
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 
-missing=()
-for package in "${packages[@]}"; do
-  status="$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)"
-  [[ "$status" == installed ]] || missing+=("$package")
-done
-
-if ((${#missing[@]})); then
-  echo "install-test-deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  for attempt in 1 2 3; do
-    apt-get update -q && break
-    [[ $attempt == 3 ]] && exit 1
-    sleep 5
-  done
-  apt-get install -y -q --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
-fi
+install_missing_packages install-test-deps "${packages[@]}"
 
 # Writes stdin to $1 only when the content differs.
 write_if_changed() {

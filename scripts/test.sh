@@ -12,6 +12,8 @@
 set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/install-deps.sh
+source scripts/install-deps.sh
 repo="$PWD"
 results="$repo/test-results"
 logs="$results/logs"
@@ -52,8 +54,8 @@ if ((kernel)); then
   [[ "${WEFT_SKIP_INSTALL:-}" == 1 ]] || step install-test-deps bash scripts/install-test-deps.sh
 fi
 
-# npm ci when node_modules is missing or older than the lockfile (npm writes node_modules/.package-lock.json).
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+# npm ci when node_modules is missing or older than the lockfile.
+if npm_ci_needed; then
   # --ignore-scripts: no dependency needs one (koffi and esbuild ship prebuilt binaries as optional packages),
   # and npm older than 11 does not read package.json allowScripts.
   step npm-ci npm ci --no-audit --no-fund --ignore-scripts
