@@ -4,7 +4,7 @@
 // an outage never removes state. close() leaves every kernel object in place: a restarted agent finds them
 // matching and changes nothing, so traffic never stops.
 import { NetlinkSocket } from "../native/netlink";
-import { createBackend } from "./backends";
+import { createBackend, VxlanBackend } from "./backends";
 import { renderCniConfList, subnetFileContent, writeCniConfList, writeSubnetFile } from "./cniconf";
 import { OverlayProber, type ProbeResult } from "./debug/probe";
 import type { AgentState, PeerState, ReconcileRun } from "./debug/state";
@@ -172,6 +172,7 @@ export class Agent {
       this.#log.debug("Not reconciling: the node source has not synced yet", { trigger });
       return;
     }
+    this.#followSourceMac(snapshot);
     const started = performance.now();
     // The underlay's MTU or addresses may change under us (DHCP, a NIC replaced): read them every run.
     local.underlay = findUnderlay(sock, local.node.publicIp);
@@ -209,6 +210,20 @@ export class Agent {
         if (!this.#lifetime.signal.aborted) this.#log.error("Cannot tell the cluster this node's network is up", { error });
       });
     }
+  }
+
+  /**
+   * The file source dictates this node's VTEP MAC (its entry's, or one derived from its name), and peers program
+   * what the file says: when the entry's MAC changes, the local VTEP follows (a set-link, not a new device).
+   */
+  #followSourceMac(snapshot: NodeSnapshot): void {
+    if (this.#o.sourceKind !== "file" || !(this.#backend instanceof VxlanBackend)) return;
+    const wanted = snapshot.nodes.find((n) => n.name === this.#o.nodeName)?.vtepMac;
+    if (wanted === undefined || wanted === this.#backend.mac) return;
+    this.#log.info("This node's VTEP MAC changed in the node file; following it", { from: this.#backend.mac, to: wanted });
+    this.#backend = createBackend(this.#o.network, { vtepMac: wanted });
+    chooseVtepMac(this.#sock!, { vni: this.#o.network.backend.vni, stateDir: this.#o.stateDir, required: wanted });
+    this.#local!.node.vtepMac = wanted;
   }
 
   #writeFiles(): void {
