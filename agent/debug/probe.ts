@@ -2,6 +2,7 @@
 // (the route via weft.<VNI>), so that a reply proves ARP, FDB, route, the tunnel and the remote VTEP. Results
 // per node: the last RTT, and loss over the last `window` rounds; shown in /debug/state and /metrics.
 import { IcmpSocket } from "../../native/icmp";
+import { withNetns } from "../../native/netns";
 import { ipFamily } from "../../native/netlink/ip";
 import type { Logger } from "../log";
 
@@ -28,14 +29,19 @@ export interface OverlayProberOptions {
   /** Rounds the loss ratio is computed over. Default 20. */
   window?: number;
   logger: Logger;
+  /** Open the sockets in this network namespace instead of the current one (tests). */
+  netns?: string;
 }
+
+/** Probes to a new target that may go unanswered before it counts as loss (both ends program each other). */
+const WARM_UP_PROBES = 3;
 
 interface TargetState extends ProbeResult {
   history: boolean[];
 }
 
 export class OverlayProber {
-  readonly #options: Required<OverlayProberOptions>;
+  readonly #options: Required<Omit<OverlayProberOptions, "netns">> & Pick<OverlayProberOptions, "netns">;
   readonly #targets = new Map<string, TargetState>();
   readonly #id = process.pid & 0xffff;
   #seq = 0;
@@ -129,6 +135,8 @@ export class OverlayProber {
     };
     await Promise.all([...families].map((family) => receive(family)));
     for (const target of waiting.values()) {
+      // A peer just programmed may not have programmed this node yet: its first unanswered probes are not losses.
+      if (!answered.has(target) && target.received === 0 && target.sent <= WARM_UP_PROBES) continue;
       target.history.push(answered.has(target));
       if (target.history.length > this.#options.window) target.history.shift();
       target.loss = target.history.filter((ok) => !ok).length / target.history.length;
@@ -136,7 +144,8 @@ export class OverlayProber {
   }
 
   #socket(family: 4 | 6): IcmpSocket {
-    this.#sockets[family] ??= IcmpSocket.open(family, { timeoutMs: Math.min(100, this.#options.timeoutMs) });
+    const open = () => IcmpSocket.open(family, { timeoutMs: Math.min(100, this.#options.timeoutMs) });
+    this.#sockets[family] ??= this.#options.netns === undefined ? open() : withNetns(this.#options.netns, open);
     return this.#sockets[family];
   }
 }
