@@ -14,7 +14,7 @@
 // - `ipam.ranges` is checked for shape only; the addresses are cni/ipam's to validate. A legacy single range
 //   (`ipam.subnet`, `rangeStart`, `rangeEnd`, `gateway`) becomes the first range set, as in host-local.
 
-import fs from "node:fs";
+import { readFileSync } from "node:fs";
 import { ipFamily, parseCidr } from "./spec/addresses";
 import { CniError, ErrorCode } from "./spec/errors";
 import {
@@ -280,7 +280,7 @@ export interface ResolvedNetwork {
 
 export type ReadFile = (path: string) => string | Uint8Array;
 
-const readFileUtf8: ReadFile = (path) => fs.readFileSync(path, "utf8");
+const readFileUtf8: ReadFile = (path) => readFileSync(path, "utf8");
 
 /**
  * The ranges, routes and MTU the config resolves to. With `ipam.ranges` the config says it all. Without, they

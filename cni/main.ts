@@ -1,7 +1,7 @@
 // The `weft` CNI plugin's entry point: env + stdin → command → stdout. The only place that turns an error into
 // the spec's JSON and the only place that calls process.exit. Loads nothing a command does not need: start-up
 // is most of an ADD's cost.
-import fs from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { runAdd } from "./commands/add";
 import { runCheck } from "./commands/check";
 import { runDel } from "./commands/del";
@@ -19,7 +19,7 @@ function readStdin(): Buffer {
   for (;;) {
     let n: number;
     try {
-      n = fs.readSync(0, buffer, 0, buffer.length, null);
+      n = readSync(0, buffer, 0, buffer.length, null);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EAGAIN") continue;
@@ -62,17 +62,17 @@ function dispatch(stdin: Buffer): unknown {
 
 function main(): number {
   if (process.argv.includes("--version") || process.argv.includes("-v")) {
-    fs.writeSync(1, `weft ${version} (CNI plugin, spec 1.1)\n`);
+    writeSync(1, `weft ${version} (CNI plugin, spec 1.1)\n`);
     return 0;
   }
   let stdin: Buffer = Buffer.alloc(0);
   try {
     stdin = process.env.CNI_COMMAND ? readStdin() : stdin;
     const result = dispatch(stdin);
-    if (result !== undefined) fs.writeSync(1, JSON.stringify(result));
+    if (result !== undefined) writeSync(1, JSON.stringify(result));
     return 0;
   } catch (error) {
-    fs.writeSync(1, JSON.stringify(toErrorJson(error, requestedVersion(stdin))));
+    writeSync(1, JSON.stringify(toErrorJson(error, requestedVersion(stdin))));
     if (process.env.WEFT_DEBUG) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
     return 1;
   }

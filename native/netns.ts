@@ -1,7 +1,7 @@
 // Network namespaces. setns(2) switches only the calling thread, so `withNetns` runs a *synchronous* callback on
 // the main thread and always switches back before returning; an `await` inside would let unrelated code run
 // in the pod's namespace. For async work, open the socket inside and use it outside.
-import fs from "node:fs";
+import { constants, openSync } from "node:fs";
 import { KernelError } from "./errors";
 import { CLONE_NEWNET, close, namespaceType, setns } from "./libc";
 
@@ -23,7 +23,7 @@ export function openNetns(path: string): number {
   }
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY);
+    fd = openSync(path, constants.O_RDONLY);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code === "ENOENT" ? "ENOENT" : "EACCES";
     throw new NetnsError(path, code, `Cannot open netns ${path}: ${(error as Error).message}`, { cause: error });
@@ -43,7 +43,7 @@ export function openNetns(path: string): number {
 
 /** An fd for the namespace this thread is in now (the host's, outside withNetns). The caller closes it. */
 export function openCurrentNetns(): number {
-  return fs.openSync("/proc/thread-self/ns/net", fs.constants.O_RDONLY);
+  return openSync("/proc/thread-self/ns/net", constants.O_RDONLY);
 }
 
 /** Runs `fn` inside the network namespace at `path` (or an open netns fd), then returns to where it was. */

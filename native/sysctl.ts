@@ -1,6 +1,6 @@
 // Kernel parameters under /proc/sys. Files under /proc/sys/net belong to the network namespace of the thread
 // that opens them, so inside withNetns these read and write the target namespace's values.
-import fs from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { KernelError } from "./errors";
 
 /** "net.ipv4.ip_forward" or "net/ipv4/ip_forward" → "/proc/sys/net/ipv4/ip_forward". Use slashes when a
@@ -11,7 +11,7 @@ export function sysctlPath(key: string): string {
 
 export function readSysctl(key: string): string {
   try {
-    return fs.readFileSync(sysctlPath(key), "utf8").trimEnd();
+    return readFileSync(sysctlPath(key), "utf8").trimEnd();
   } catch (error) {
     throw asKernelError(`read sysctl ${key}`, error);
   }
@@ -20,7 +20,7 @@ export function readSysctl(key: string): string {
 /** Writes `value` (synchronously, on this thread, so into the current thread's namespace). */
 export function writeSysctl(key: string, value: string | number): void {
   try {
-    fs.writeFileSync(sysctlPath(key), String(value));
+    writeFileSync(sysctlPath(key), String(value));
   } catch (error) {
     throw asKernelError(`write sysctl ${key}=${value}`, error);
   }

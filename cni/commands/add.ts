@@ -1,7 +1,7 @@
 // ADD: give the container an interface on the node's bridge and an address from the node's range.
 // Reads top to bottom like the script it is; after each side effect an undo step is pushed, and any failure
 // runs them newest first, so a failed ADD leaves no link, no address and no reservation behind.
-import fs from "node:fs";
+import { closeSync } from "node:fs";
 import {
   addAddress,
   createVeth,
@@ -80,8 +80,8 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
   } finally {
     pod.close();
     host.close();
-    fs.closeSync(hostNetnsFd);
-    fs.closeSync(podNetnsFd);
+    closeSync(hostNetnsFd);
+    closeSync(podNetnsFd);
   }
 }
 

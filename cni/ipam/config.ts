@@ -14,6 +14,12 @@ export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 export interface AddressRange {
   family: Family;
   subnet: IPv4CidrRange | IPv6CidrRange;
+  /**
+   * The subnet's first and last addresses (network and, for IPv4, broadcast), derived once here: ip-num derives
+   * them anew, through strings and validation, on every getFirst()/getLast().
+   */
+  subnetFirst: Address;
+  subnetLast: Address;
   /** First address handed out, inclusive. */
   start: Address;
   /** Last address handed out, inclusive. */
@@ -59,7 +65,9 @@ function optionalString(object: Json, key: string, field: string): string | unde
 /** A CIDR in either family, or undefined. IPv4-mapped IPv6 is refused: host-local would treat it as IPv4. */
 function parseCidr(text: string): IPv4CidrRange | IPv6CidrRange | undefined {
   try {
-    if (Validator.isValidIPv4CidrNotation(text)[0]) return IPv4CidrRange.fromCidr(text);
+    // IPv4CidrRange.fromCidr validates the text itself (and no IPv4 CIDR contains ":"): validating it first
+    // would do that work twice.
+    if (!text.includes(":")) return IPv4CidrRange.fromCidr(text);
     if (Validator.isValidIPv6CidrNotation(text)[0] && parseAddress(text.split("/")[0] ?? "")) {
       return IPv6CidrRange.fromCidr(text);
     }
@@ -69,12 +77,13 @@ function parseCidr(text: string): IPv4CidrRange | IPv6CidrRange | undefined {
   return undefined;
 }
 
-function parseSubnet(text: string, field: string): { subnet: IPv4CidrRange | IPv6CidrRange; family: Family } {
+function parseSubnet(text: string, field: string): { subnet: IPv4CidrRange | IPv6CidrRange; family: Family; first: Address } {
   const subnet = parseCidr(text);
   if (!subnet) throw invalid(field, `${JSON.stringify(text)} is not a CIDR`);
   const family = subnet instanceof IPv6CidrRange ? 6 : 4;
   const written = parseAddress(text.split("/")[0] ?? "");
-  if (!written || !written.isEquals(subnet.getFirst())) {
+  const first = subnet.getFirst();
+  if (!written || !written.isEquals(first)) {
     throw invalid(field, `${JSON.stringify(text)} is not a network address (did you mean ${formatCidr(subnet)}?)`);
   }
   // Room for at least the gateway and one host: no /31 or /32 (IPv4), no /127 or /128 (IPv6).
@@ -82,7 +91,7 @@ function parseSubnet(text: string, field: string): { subnet: IPv4CidrRange | IPv
   if (subnet.getPrefix().getValue() > maxPrefix) {
     throw invalid(field, `${JSON.stringify(text)} is too small to allocate from (at most /${maxPrefix})`);
   }
-  return { subnet, family };
+  return { subnet, family, first };
 }
 
 function parseAddressIn(text: string, field: string, range: Pick<AddressRange, "subnet" | "family">): Address {
@@ -98,10 +107,10 @@ function parseRange(input: unknown, field: string): AddressRange {
   if (!isObject(input)) throw invalid(field, "must be an object with a subnet");
   const subnetText = optionalString(input, "subnet", field);
   if (subnetText === undefined) throw invalid(`${field}.subnet`, "is required");
-  const { subnet, family } = parseSubnet(subnetText, `${field}.subnet`);
+  const { subnet, family, first } = parseSubnet(subnetText, `${field}.subnet`);
   const at = { subnet, family };
 
-  const afterNetwork = subnet.getFirst().nextIPNumber();
+  const afterNetwork = first.nextIPNumber();
   const gatewayText = optionalString(input, "gateway", field);
   const gateway = gatewayText === undefined ? afterNetwork : parseAddressIn(gatewayText, `${field}.gateway`, at);
 
@@ -116,7 +125,7 @@ function parseRange(input: unknown, field: string): AddressRange {
   if (start.isGreaterThan(end)) {
     throw invalid(`${field}.rangeStart`, `${formatAddress(start)} is after rangeEnd ${formatAddress(end)}`);
   }
-  return { family, subnet, start, end, gateway };
+  return { family, subnet, subnetFirst: first, subnetLast: last, start, end, gateway };
 }
 
 function overlaps(a: AddressRange, b: AddressRange): boolean {
@@ -143,8 +152,8 @@ export function formatRangeSet(set: RangeSet): string {
 }
 
 export function formatRange(range: AddressRange): string {
-  const defaultStart = range.start.isEquals(range.subnet.getFirst().nextIPNumber());
-  const last = range.subnet.getLast();
+  const defaultStart = range.start.isEquals(range.subnetFirst.nextIPNumber());
+  const last = range.subnetLast;
   const defaultEnd = range.end.isEquals(range.family === 4 ? last.previousIPNumber() : last);
   const cidr = formatCidr(range.subnet);
   return defaultStart && defaultEnd ? cidr : `${cidr} (${formatAddress(range.start)}-${formatAddress(range.end)})`;

@@ -18,7 +18,7 @@ export function findRange(set: RangeSet, address: Address): number {
  * rangeEnd are set to the subnet's edges.)
  */
 export function unallocatable(range: AddressRange): Address[] {
-  const edges = range.family === 4 ? [range.subnet.getFirst(), range.subnet.getLast()] : [range.subnet.getFirst()];
+  const edges = range.family === 4 ? [range.subnetFirst, range.subnetLast] : [range.subnetFirst];
   return [range.gateway, ...edges].filter(
     (address, index, all) => rangeContains(range, address) && all.findIndex((other) => other.isEquals(address)) === index,
   );

@@ -1,6 +1,6 @@
-// The single executable on its own, and beside the reference host-local on one IPAM data dir.
+// The single executable on its own, its code cache, and beside the reference host-local on one IPAM data dir.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,8 +42,60 @@ describe("dist/weft copied alone", () => {
     } finally {
       netns.remove();
     }
-    // The FFI addon was extracted once, content-addressed, into the private cache directory.
-    expect(readdirSync(cacheDir)).toEqual([expect.stringMatching(/^koffi-[0-9a-f]{16}\.node$/)]);
+    // The FFI addon was extracted once, content-addressed, into the private cache directory, beside the code cache.
+    expect(readdirSync(cacheDir).sort()).toEqual([
+      expect.stringMatching(/^koffi-[0-9a-f]{16}\.node$/),
+      expect.stringMatching(/^weft-[0-9a-f]{16}\.code-cache$/),
+    ]);
+  });
+});
+
+describe("the executable's code cache", () => {
+  let cacheDir: string;
+  beforeAll(() => {
+    cacheDir = mkdtempSync(join(tmpdir(), `${RUN_PREFIX}code-cache-`));
+  });
+  afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+  /** Runs a command that needs no namespace; WEFT_DEBUG=1 makes the executable say what it did with its cache. */
+  function run(command: string, stdin = '{"cniVersion":"1.0.0"}') {
+    const result = spawnSync(WEFT_BINARY, [], {
+      env: { CNI_COMMAND: command, WEFT_CACHE_DIR: cacheDir, WEFT_DEBUG: "1" },
+      input: stdin,
+      encoding: "utf8",
+    });
+    const file = readdirSync(cacheDir).find((name) => name.endsWith(".code-cache"));
+    const cache = file === undefined ? undefined : readFileSync(join(cacheDir, file));
+    return {
+      status: result.status,
+      stdout: result.stdout,
+      use: /code cache \S+: (\w+)/.exec(result.stderr)?.[1],
+      file: file && join(cacheDir, file),
+      /** The commands the cache file says have completed with it. */
+      commands: cache?.toString("latin1", 0, cache.indexOf(10)).split(" ")[2]?.split(",").filter(Boolean),
+    };
+  }
+
+  it("is written by a first run, used by later ones, and learns each command once it has succeeded", () => {
+    const first = run("VERSION");
+    expect(first).toMatchObject({ status: 0, use: "none", commands: ["VERSION"] });
+    const again = run("VERSION");
+    expect(again).toMatchObject({ status: 0, use: "used", commands: ["VERSION"] });
+    expect(again.stdout).toBe(first.stdout);
+    const mtime = statSync(again.file as string).mtimeMs;
+    // A command that fails is not learned (its success path has not run), and leaves the cache as it was.
+    const failed = run("STATUS", JSON.stringify({ cniVersion: "1.1.0", name: "cc", type: "weft", subnetFile: join(cacheDir, "missing.env") }));
+    expect(failed).toMatchObject({ status: 1, use: "used", commands: ["VERSION"] });
+    expect(statSync(failed.file as string).mtimeMs).toBe(mtime);
+  });
+
+  it("is replaced when V8 rejects it, and the answer is the same either way", () => {
+    const good = run("VERSION");
+    expect(good.use).toBe("used");
+    truncateSync(good.file as string, 4096);
+    const damaged = run("VERSION");
+    expect(damaged).toMatchObject({ status: 0, use: "rejected", stdout: good.stdout, commands: ["VERSION"] });
+    expect(run("VERSION").use).toBe("used");
   });
 });
 

@@ -210,6 +210,17 @@ describe("DiskStore on-disk format", () => {
     expect(read("last_reserved_ip.1")).toBe("2001:db8::1:0:0:2");
   });
 
+  it("rewrites last_reserved_ip.<set> to exactly the new address, also when it is shorter than the old one", () => {
+    fs.mkdirSync(dir(), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(path.join(dir(), "last_reserved_ip.0"), "10.0.0.100");
+    const sets = rangeSets([{ subnet: "10.0.0.0/24", rangeStart: "10.0.0.2", rangeEnd: "10.0.0.101" }]);
+    allocate(store, { id: "c1", ifname: "eth0", network: NETWORK, rangeSets: sets });
+    expect(read("last_reserved_ip.0")).toBe("10.0.0.101");
+    allocate(store, { id: "c2", ifname: "eth0", network: NETWORK, rangeSets: sets });
+    expect(read("last_reserved_ip.0")).toBe("10.0.0.2");
+    expect(fs.statSync(path.join(dir(), "last_reserved_ip.0")).size).toBe("10.0.0.2".length);
+  });
+
   it("releases files of old host-local versions (container id only) when no file has the ifname", () => {
     fs.mkdirSync(dir(), { recursive: true });
     fs.writeFileSync(path.join(dir(), "10.0.0.7"), "old-c\n");
