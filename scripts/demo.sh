@@ -46,7 +46,7 @@ setup() {
 # The build is stale when an output is missing or a source is newer than the oldest output.
 build_needed() {
   local output oldest=""
-  for output in dist/weft dist/weft-agent dist/agent/weft-agent.cjs; do
+  for output in dist/weft dist/weft-agent dist/agent/weft-agent.mjs; do
     [[ -e "$output" ]] || return 0
     if [[ -z "$oldest" || "$oldest" -nt "$output" ]]; then oldest="$output"; fi
   done

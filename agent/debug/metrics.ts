@@ -47,6 +47,12 @@ export function renderMetrics(state: AgentState, durations: { values: readonly n
   counter("weft_probe_sent_total", "Overlay probes sent.", probes.map((p) => ({ labels: { node: p.node, address: p.address }, value: p.sent })));
   counter("weft_probe_received_total", "Overlay probe replies received in time.", probes.map((p) => ({ labels: { node: p.node, address: p.address }, value: p.received })));
 
+  const memory = process.memoryUsage();
+  gauge("process_resident_memory_bytes", "Resident memory of the agent process.", [{ value: memory.rss }]);
+  gauge("nodejs_heap_used_bytes", "V8 heap in use.", [{ value: memory.heapUsed }]);
+  gauge("nodejs_heap_total_bytes", "V8 heap reserved.", [{ value: memory.heapTotal }]);
+  gauge("nodejs_external_memory_bytes", "Memory of buffers and native objects held by JavaScript.", [{ value: memory.external + memory.arrayBuffers }]);
+
   const lines: string[] = [];
   for (const family of families) {
     lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);

@@ -3,9 +3,9 @@
 // CIDRs that overlap this node's or another node's, VTEP MACs used twice. In each conflict the node whose name
 // sorts first wins, so that every agent of the cluster resolves it the same way.
 import type { PeerNode } from "../model";
-import { IPv4CidrRange, IPv6CidrRange } from "ip-num";
 import { DEFAULT_BRIDGE } from "../../cni/config";
 import { parseCidr, type Cidr } from "../../cni/spec/addresses";
+import { DisjointRanges, rangeOf } from "../ranges";
 import type { Backend, LocalNode } from "./backend";
 import type { DesiredState } from "./state";
 
@@ -27,7 +27,8 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
   };
   if (vtep) state.vtep = vtep;
 
-  const taken: { node: string; cidr: Cidr }[] = cidrsOf(local.node).map((cidr) => ({ node: local.node.name, cidr }));
+  const taken = new DisjointRanges();
+  for (const cidr of cidrsOf(local.node)) taken.add(rangeOf(cidr), local.node.name);
   const publicIps = new Map<string, string>([[local.node.publicIp, local.node.name]]);
   const macs = new Map<string, string>(vtep ? [[vtep.mac, local.node.name]] : []);
 
@@ -39,10 +40,10 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
       skip(`public IP ${peer.publicIp} is also node ${ipOwner}'s`);
       continue;
     }
-    const cidrs = cidrsOf(peer);
-    const overlap = taken.find((t) => cidrs.some((cidr) => overlaps(cidr, t.cidr)));
+    const ranges = cidrsOf(peer).map(rangeOf);
+    const overlap = ranges.map((range) => taken.overlap(range)).find((found) => found !== undefined);
     if (overlap) {
-      skip(`pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.node}'s ${overlap.cidr.network}`);
+      skip(`pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.cidr}`);
       continue;
     }
     const objects = backend.peer(local, peer);
@@ -54,7 +55,7 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
     if (objects.skipped) skip(objects.skipped);
     if (objects.routes.length === 0) continue;
     publicIps.set(peer.publicIp, peer.name);
-    for (const cidr of cidrs) taken.push({ node: peer.name, cidr });
+    for (const range of ranges) taken.add(range, peer.name);
     for (const entry of objects.fdb) macs.set(entry.mac, peer.name);
     state.neighbours.push(...objects.neighbours);
     state.fdb.push(...objects.fdb);
@@ -65,10 +66,4 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
 
 function cidrsOf(node: PeerNode): Cidr[] {
   return node.podCidrs.map((text) => parseCidr(text)).filter((cidr): cidr is Cidr => cidr !== undefined);
-}
-
-function overlaps(a: Cidr, b: Cidr): boolean {
-  if (a.range instanceof IPv4CidrRange && b.range instanceof IPv4CidrRange) return a.range.isOverlapping(b.range);
-  if (a.range instanceof IPv6CidrRange && b.range instanceof IPv6CidrRange) return a.range.isOverlapping(b.range);
-  return false;
 }

@@ -17,8 +17,9 @@
 
 import { IPv4, IPv4CidrRange, IPv6CidrRange } from "ip-num";
 import { formatAddress, parseAddress } from "../../cni/ipam/address";
-import { parseCidr, type Cidr, type IpFamily } from "../../cni/spec/addresses";
+import { parseCidr, type Cidr } from "../../cni/spec/addresses";
 import type { NetworkConfig, NodeSnapshot, PeerNode } from "../model";
+import { DisjointRanges, type AddressRange } from "../ranges";
 
 /** A node as a source read it, before validation. Absent fields are undefined. */
 export interface NodeRecord {
@@ -45,12 +46,6 @@ export type NodeCheck =
   | { ok: true; node: PeerNode; ranges: AddressRange[] }
   | { ok: false; name: string; reason: string };
 
-interface AddressRange {
-  family: IpFamily;
-  cidr: string;
-  first: bigint;
-  last: bigint;
-}
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const MAX_NODE_NAME = 253;
@@ -179,7 +174,7 @@ export function resolveConflicts(checks: Iterable<NodeCheck>): Pick<NodeSnapshot
   const rejected: NodeRejection[] = [];
   const names = new Set<string>();
   const macs = new Map<string, string>();
-  const taken: Record<IpFamily, { range: AddressRange; owner: string }[]> = { 4: [], 6: [] };
+  const taken = new DisjointRanges();
 
   for (const check of ordered) {
     if (!check.ok) {
@@ -189,14 +184,14 @@ export function resolveConflicts(checks: Iterable<NodeCheck>): Pick<NodeSnapshot
     const { node, ranges } = check;
     const reason = names.has(node.name)
       ? "duplicate node name"
-      : macConflict(node, macs) ?? ranges.map((range) => overlap(range, taken[range.family])).find((r) => r !== undefined);
+      : macConflict(node, macs) ?? ranges.map((range) => overlap(range, taken)).find((r) => r !== undefined);
     if (reason) {
       rejected.push({ name: node.name, reason });
       continue;
     }
     names.add(node.name);
     if (node.vtepMac) macs.set(node.vtepMac, node.name);
-    for (const range of ranges) insertSorted(taken[range.family], { range, owner: node.name });
+    for (const range of ranges) taken.add(range, node.name);
     nodes.push(node);
   }
   return { nodes, rejected };
@@ -225,33 +220,7 @@ function macConflict(node: PeerNode, macs: Map<string, string>): string | undefi
   return owner === undefined ? undefined : `VTEP MAC ${node.vtepMac} is already used by node ${owner}`;
 }
 
-/**
- * The accepted ranges are disjoint and sorted by start, so a new range can only overlap the last one that starts
- * at or before its end: any earlier one ends before that one starts.
- */
-function overlap(range: AddressRange, taken: { range: AddressRange; owner: string }[]): string | undefined {
-  const index = lastStartingAtOrBefore(taken, range.last);
-  const candidate = index >= 0 ? taken[index] : undefined;
-  if (!candidate || candidate.range.last < range.first) return undefined;
-  return `pod CIDR ${range.cidr} overlaps node ${candidate.owner}'s ${candidate.range.cidr}`;
-}
-
-function lastStartingAtOrBefore(taken: { range: AddressRange }[], value: bigint): number {
-  let low = 0;
-  let high = taken.length - 1;
-  let found = -1;
-  while (low <= high) {
-    const middle = (low + high) >> 1;
-    if (taken[middle]!.range.first <= value) {
-      found = middle;
-      low = middle + 1;
-    } else {
-      high = middle - 1;
-    }
-  }
-  return found;
-}
-
-function insertSorted(taken: { range: AddressRange; owner: string }[], entry: { range: AddressRange; owner: string }): void {
-  taken.splice(lastStartingAtOrBefore(taken, entry.range.first) + 1, 0, entry);
+function overlap(range: AddressRange, taken: DisjointRanges): string | undefined {
+  const found = taken.overlap(range);
+  return found && `pod CIDR ${range.cidr} overlaps node ${found.owner}'s ${found.cidr}`;
 }

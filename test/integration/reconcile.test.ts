@@ -269,7 +269,7 @@ describe("host-gw", () => {
     const desired = desiredState(backend, localOf(a), [b.peer, faraway]);
     expect(desired.skipped).toEqual([
       { name: "node-2", reason: "pod CIDR fd00:10:244:2::/64: no next hop of that family (public IP 192.168.77.2)" },
-      { name: "node-far", reason: "public IP 10.9.9.9 is not on a subnet of under0 (192.168.77.0/24,fe80::/64): host-gw needs all nodes on one L2 network" },
+      { name: "node-far", reason: "public IP 10.9.9.9 is not on a subnet of under0 (192.168.77.0/24): host-gw needs all nodes on one L2 network" },
     ]);
   });
 

@@ -1,0 +1,54 @@
+// Disjoint address ranges with an owner each, for the "does this pod CIDR overlap another node's?" checks that
+// run over the whole node list: bigint bounds (ip-num's containment checks are far slower) kept sorted, so a
+// check is a binary search, and a list of n nodes costs O(n log n) instead of O(n²).
+import type { IpFamily } from "../cni/spec/addresses";
+import type { Cidr } from "../cni/spec/addresses";
+
+export interface AddressRange {
+  family: IpFamily;
+  cidr: string;
+  first: bigint;
+  last: bigint;
+}
+
+/** The bounds of a parsed CIDR (its network's first and last address). */
+export function rangeOf(cidr: Cidr): AddressRange {
+  return { family: cidr.family, cidr: cidr.network, first: cidr.range.getFirst().getValue(), last: cidr.range.getLast().getValue() };
+}
+
+export class DisjointRanges {
+  readonly #taken: Record<IpFamily, { range: AddressRange; owner: string }[]> = { 4: [], 6: [] };
+
+  /** The accepted range `range` overlaps, with its owner; undefined when none. */
+  overlap(range: AddressRange): { owner: string; cidr: string } | undefined {
+    // The accepted ranges are disjoint and sorted by start, so a new range can only overlap the last one that
+    // starts at or before its end: any earlier one ends before that one starts.
+    const taken = this.#taken[range.family];
+    const index = lastStartingAtOrBefore(taken, range.last);
+    const candidate = index >= 0 ? taken[index] : undefined;
+    if (!candidate || candidate.range.last < range.first) return undefined;
+    return { owner: candidate.owner, cidr: candidate.range.cidr };
+  }
+
+  /** Adds a range that overlaps none (check with overlap() first). */
+  add(range: AddressRange, owner: string): void {
+    const taken = this.#taken[range.family];
+    taken.splice(lastStartingAtOrBefore(taken, range.first) + 1, 0, { range, owner });
+  }
+}
+
+function lastStartingAtOrBefore(taken: { range: AddressRange }[], value: bigint): number {
+  let low = 0;
+  let high = taken.length - 1;
+  let found = -1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    if (taken[middle]!.range.first <= value) {
+      found = middle;
+      low = middle + 1;
+    } else {
+      high = middle - 1;
+    }
+  }
+  return found;
+}
