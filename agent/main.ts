@@ -20,6 +20,11 @@ const VERSION = typeof WEFT_VERSION === "string" ? WEFT_VERSION : "dev";
 
 class UsageError extends Error {}
 
+/** Writes to stdout and waits until it is flushed: process.exit right after a large write would cut a pipe short. */
+function print(text: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+}
+
 function str(args: ParsedArgs, name: string): string | undefined {
   const value = args.values[name];
   return typeof value === "string" && value !== "" ? value : undefined;
@@ -154,16 +159,16 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case "version":
-      process.stdout.write(`weft-agent ${VERSION}\n`);
+      await print(`weft-agent ${VERSION}\n`);
       return 0;
     case "help":
-      process.stdout.write(renderHelp(VERSION));
+      await print(renderHelp(VERSION));
       return 0;
     case "install-cni": {
       const from = required(args, "cni-source");
       const binDir = required(args, "cni-bin-dir");
       const result = installCni(from, binDir);
-      process.stdout.write(`${result === "installed" ? "installed" : "already up to date:"} ${binDir}/weft\n`);
+      await print(`${result === "installed" ? "installed" : "already up to date:"} ${binDir}/weft\n`);
       return 0;
     }
     case "status": {
@@ -174,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`weft-agent status: ${(error as Error).message}\n`);
         return 2;
       }
-      process.stdout.write(args.values.json === true ? `${JSON.stringify(state, null, 2)}\n` : renderStatus(state));
+      await print(args.values.json === true ? `${JSON.stringify(state, null, 2)}\n` : renderStatus(state));
       return state.readiness.ready ? 0 : 1;
     }
     case "uninstall": {
@@ -184,7 +189,7 @@ async function main(argv: string[]): Promise<number> {
           bridge: required(args, "bridge"), cniConfDir: required(args, "cni-conf-dir"), cniBinDir: required(args, "cni-bin-dir"),
           subnetFile: required(args, "subnet-file"), stateDir: required(args, "state-dir"), ipamDataDir: required(args, "ipam-data-dir"),
         });
-        process.stdout.write(lines.length === 0 ? "nothing of weft's found on this node\n" : `${lines.join("\n")}\n`);
+        await print(lines.length === 0 ? "nothing of weft's found on this node\n" : `${lines.join("\n")}\n`);
       } finally {
         sock.close();
       }
