@@ -139,7 +139,7 @@ describe("renderMetrics", () => {
     expect(text).toMatch(/^weft_probe_rtt_seconds\{node="node-2",address="10.244.2.0"\} 0.00025$/m);
     expect(text).toMatch(/^weft_probe_loss_ratio\{node="node-2",address="10.244.2.0"\} 0.1$/m);
     for (const line of text.trim().split("\n")) {
-      expect(line).toMatch(/^(# (HELP|TYPE) weft_[a-z_]+ .+|weft_[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [-+0-9.eInfNa]+)$/);
+      expect(line).toMatch(/^(# (HELP|TYPE) (weft|process|nodejs)_[a-z_]+ .+|(weft|process|nodejs)_[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [-+0-9.eInfNa]+)$/);
     }
   });
 });
