@@ -124,23 +124,14 @@ export class FileSource implements NodeSource {
 
   /** This node's entry: its publicIp and VTEP MAC (given, or derived from its name); waits for the entry. */
   async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }> {
-    this.#throwIfClosed();
-    await this.#watch();
-    const has = (s: NodeSnapshot): boolean => s.synced && s.nodes.some((n) => n.name === name);
-    if (!has(this.#table.snapshot())) this.#log.info("Waiting for this node's entry in the node file", { node: name });
-    const snapshot = await this.#table.waitFor(has, eitherSignal(this.#lifetime.signal, signal));
-    const entry = snapshot.nodes.find((n) => n.name === name)!;
+    const entry = await this.#waitForEntry(name, signal);
     return { address: entry.publicIp, ...(entry.vtepMac === undefined ? {} : { vtepMac: entry.vtepMac }) };
   }
 
   async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
     this.#throwIfClosed();
     const local = checkAnnouncement(announcement);
-    await this.#watch();
-    const isLocal = (s: NodeSnapshot): boolean => s.synced && s.nodes.some((n) => n.name === local.name);
-    if (!isLocal(this.#table.snapshot())) this.#log.info("Waiting for this node's entry in the node file", { node: local.name });
-    const snapshot = await this.#table.waitFor(isLocal, eitherSignal(this.#lifetime.signal, signal));
-    const entry = snapshot.nodes.find((n) => n.name === local.name)!;
+    const entry = await this.#waitForEntry(local.name, signal);
     if (entry.publicIp !== local.publicIp) {
       this.#log.warn("This node's publicIp in the node file differs from its own address", { file: entry.publicIp, own: local.publicIp });
     }
@@ -161,6 +152,16 @@ export class FileSource implements NodeSource {
     clearTimeout(this.#debounce);
     this.#table.close();
     await this.#reading?.catch(() => undefined);
+  }
+
+  /** This node's accepted entry, once the file has been read and lists it. */
+  async #waitForEntry(name: string, signal: AbortSignal | undefined): Promise<PeerNode> {
+    this.#throwIfClosed();
+    await this.#watch();
+    const has = (s: NodeSnapshot): boolean => s.synced && s.nodes.some((n) => n.name === name);
+    if (!has(this.#table.snapshot())) this.#log.info("Waiting for this node's entry in the node file", { node: name });
+    const snapshot = await this.#table.waitFor(has, eitherSignal(this.#lifetime.signal, signal));
+    return snapshot.nodes.find((n) => n.name === name)!;
   }
 
   /** Starts watching once (start and claimLocal both need it); resolves after the first read. */

@@ -153,19 +153,12 @@ export class KubeSource implements NodeSource {
   async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string }> {
     this.#throwIfClosed();
     const abort = eitherSignal(this.#lifetime.signal, signal);
-    const backoff = new Backoff(this.#retry);
-    for (;;) {
-      abort.throwIfAborted();
-      try {
-        const node = await raceAbort(this.#api.readNode({ name }), abort);
-        const address = parsePublicIp(internalIp(node, this.#readOptions.family));
-        return address === undefined ? {} : { address };
-      } catch (error) {
-        if (abort.aborted) throw abort.reason;
-        this.#log.warn("Cannot read this node's addresses; retrying", { node: name, error: describeKubeError(error) });
-        await sleep(backoff.next(), abort);
-      }
-    }
+    let node: V1Node | undefined;
+    await this.#retrying("Cannot read this node's addresses", abort, async () => {
+      node = await this.#api.readNode({ name });
+    });
+    const address = parsePublicIp(internalIp(node!, this.#readOptions.family));
+    return address === undefined ? {} : { address };
   }
 
   async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
