@@ -6,6 +6,7 @@
 import { NetlinkSocket } from "../native/netlink";
 import { createBackend, VxlanBackend } from "./backends";
 import { renderCniConfList, subnetFileContent, writeCniConfList, writeSubnetFile } from "./cniconf";
+import { DurationHistogram } from "./debug/metrics";
 import { OverlayProber, type ProbeResult } from "./debug/probe";
 import type { AgentState, PeerState, ReconcileRun } from "./debug/state";
 import type { Logger } from "./log";
@@ -64,8 +65,7 @@ export class Agent {
   #runs = 0;
   #runErrors = 0;
   #opsApplied: Record<string, number> = {};
-  #durations: number[] = [];
-  #durationSum = 0;
+  readonly #durations = new DurationHistogram();
   #lastRun: ReconcileRun | undefined;
   #recentErrors: { at: string; error: string }[] = [];
   #masq = { enabled: false, inPlace: false, problems: [] as string[], applied: 0 };
@@ -187,7 +187,7 @@ export class Agent {
       if (node !== undefined) this.#lastChange.set(node, at);
     }
     this.#runs++;
-    this.#recordDuration(durationMs / 1000);
+    this.#durations.observe(durationMs / 1000);
     if (result.errors.length > 0) {
       this.#runErrors++;
       for (const error of result.errors) this.#noteError(error.message);
@@ -273,11 +273,6 @@ export class Agent {
     return desired.neighbours.map((n) => ({ node: n.node, address: n.ip }));
   }
 
-  #recordDuration(seconds: number): void {
-    this.#durations.push(seconds);
-    this.#durationSum += seconds;
-  }
-
   #noteError(error: string): void {
     this.#recentErrors.push({ at: new Date().toISOString(), error });
     if (this.#recentErrors.length > KEEP_ERRORS) this.#recentErrors.shift();
@@ -303,8 +298,8 @@ export class Agent {
   }
 
   /** Reconcile durations since start, for the /metrics histogram. */
-  durations(): { values: readonly number[]; sum: number } {
-    return { values: this.#durations, sum: this.#durationSum };
+  durations(): DurationHistogram {
+    return this.#durations;
   }
 
   state(): AgentState {

@@ -4,6 +4,21 @@ import type { AgentState } from "./state";
 /** Reconcile duration buckets, seconds: a run is a few netlink dumps, from ~1 ms to seconds at 5,000 nodes. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Cumulative bucket counts of reconcile durations: constant memory, however long the agent runs. */
+export class DurationHistogram {
+  readonly counts: number[] = DURATION_BUCKETS.map(() => 0);
+  count = 0;
+  sum = 0;
+
+  observe(seconds: number): void {
+    DURATION_BUCKETS.forEach((le, i) => {
+      if (seconds <= le) this.counts[i]!++;
+    });
+    this.count++;
+    this.sum += seconds;
+  }
+}
+
 interface Family {
   name: string;
   help: string;
@@ -11,7 +26,7 @@ interface Family {
   samples: { labels?: Record<string, string>; value: number; suffix?: string }[];
 }
 
-export function renderMetrics(state: AgentState, durations: { values: readonly number[]; sum: number }): string {
+export function renderMetrics(state: AgentState, durations: DurationHistogram): string {
   const families: Family[] = [];
   const gauge = (name: string, help: string, samples: Family["samples"]) => families.push({ name, help, type: "gauge", samples });
   const counter = (name: string, help: string, samples: Family["samples"]) => families.push({ name, help, type: "counter", samples });
@@ -30,10 +45,10 @@ export function renderMetrics(state: AgentState, durations: { values: readonly n
   counter("weft_reconcile_runs_total", "Reconcile runs since start.", [{ value: state.reconcile.runs }]);
   counter("weft_reconcile_errors_total", "Reconcile runs in which at least one operation failed.", [{ value: state.reconcile.runsWithErrors }]);
   counter("weft_reconcile_operations_total", "Kernel operations applied, by kind.", Object.entries(state.reconcile.opsApplied).map(([kind, value]) => ({ labels: { kind }, value })));
-  const buckets = DURATION_BUCKETS.map((le) => ({ labels: { le: String(le) }, value: durations.values.filter((v) => v <= le).length, suffix: "_bucket" }));
+  const buckets = DURATION_BUCKETS.map((le, i) => ({ labels: { le: String(le) }, value: durations.counts[i]!, suffix: "_bucket" }));
   families.push({
     name: "weft_reconcile_duration_seconds", help: "Duration of reconcile runs (observe, plan, apply).", type: "histogram",
-    samples: [...buckets, { labels: { le: "+Inf" }, value: durations.values.length, suffix: "_bucket" }, { value: durations.sum, suffix: "_sum" }, { value: durations.values.length, suffix: "_count" }],
+    samples: [...buckets, { labels: { le: "+Inf" }, value: durations.count, suffix: "_bucket" }, { value: durations.sum, suffix: "_sum" }, { value: durations.count, suffix: "_count" }],
   });
   gauge("weft_objects_programmed", "Kernel objects weft keeps for remote nodes, by kind.", [
     { labels: { kind: "route" }, value: state.kernel.routes },

@@ -5,12 +5,12 @@
 //   /debug/state   everything, as JSON (what `weft-agent status` prints)
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { renderMetrics } from "./metrics";
+import { renderMetrics, type DurationHistogram } from "./metrics";
 import type { AgentState } from "./state";
 
 export interface DebugSource {
   state(): AgentState;
-  durations(): { values: readonly number[]; sum: number };
+  durations(): DurationHistogram;
   /** False once the loop has stopped or wedged. */
   alive(): boolean;
 }

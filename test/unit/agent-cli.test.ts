@@ -1,6 +1,6 @@
 // The agent's command line, its debug endpoint's formats and the small pure helpers around them.
 import { describe, expect, it } from "vitest";
-import { renderMetrics } from "../../agent/debug/metrics";
+import { DurationHistogram, renderMetrics } from "../../agent/debug/metrics";
 import { parseListenAddress } from "../../agent/debug/server";
 import type { AgentState } from "../../agent/debug/state";
 import { FLAGS, FlagError, parseArgs, parseDuration, renderHelp } from "../../agent/flags";
@@ -131,7 +131,10 @@ function sampleState(): AgentState {
 
 describe("renderMetrics", () => {
   it("writes valid exposition lines for every family, escaping label values", () => {
-    const text = renderMetrics(sampleState(), { values: [0.002, 0.3], sum: 0.302 });
+    const durations = new DurationHistogram();
+    durations.observe(0.002);
+    durations.observe(0.3);
+    const text = renderMetrics(sampleState(), durations);
     expect(text).toMatch(/^weft_ready 1$/m);
     expect(text).toMatch(/^weft_nodes_known\{status="rejected"\} 1$/m);
     expect(text).toMatch(/^weft_reconcile_duration_seconds_bucket\{le="0.0025"\} 1$/m);
