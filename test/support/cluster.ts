@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import type { AgentState } from "../../agent/debug/state";
 import { withNetns } from "../../native/netns";
 import { runPlugin, type PluginResult } from "./cni-exec";
+import { relay } from "./etcd";
 import { WEFT_BINARY } from "./global-setup";
 import { createTestNetns, RUN_PREFIX, type TestNetns } from "./netns";
 
@@ -303,20 +304,7 @@ export interface NetnsProxy {
  */
 export function startNetnsProxy(netnsPath: string, port: number, target: { host: string; port: number }): NetnsProxy {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    const drop = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
+  const server = net.createServer((client) => relay(client, target, sockets));
   withNetns(netnsPath, () => {
     server.listen(port);
   });

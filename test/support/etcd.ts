@@ -117,6 +117,25 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/**
+ * Pipes an accepted connection to `target` both ways; either side closing or failing ends both. `sockets` holds
+ * the live ones, so that the proxy can drop them all.
+ */
+export function relay(client: net.Socket, target: { host: string; port: number }, sockets: Set<net.Socket>): void {
+  const upstream = net.connect(target.port, target.host);
+  sockets.add(client).add(upstream);
+  const drop = (): void => {
+    client.destroy();
+    upstream.destroy();
+    sockets.delete(client);
+    sockets.delete(upstream);
+  };
+  client.on("error", drop).on("close", drop);
+  upstream.on("error", drop).on("close", drop);
+  client.pipe(upstream);
+  upstream.pipe(client);
+}
+
 /** A loopback TCP proxy to `target` ("http://host:port"), listening on a free port that stays the same across pause/resume. */
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const { hostname, port: targetPort } = new URL(target);
@@ -125,20 +144,7 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   let server: net.Server | undefined;
 
   const listen = async (): Promise<void> => {
-    const s = net.createServer((client) => {
-      const upstream = net.connect(Number(targetPort), hostname);
-      sockets.add(client).add(upstream);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      client.on("error", drop).on("close", drop);
-      upstream.on("error", drop).on("close", drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
+    const s = net.createServer((client) => relay(client, { host: hostname, port: Number(targetPort) }, sockets));
     await new Promise<void>((resolve, reject) => s.once("error", reject).listen(port, "127.0.0.1", resolve));
     server = s;
   };
