@@ -78,6 +78,7 @@ describe("kube source: list and watch", () => {
       { name: "node-g", reason: "pod CIDR 10.244.1.128/25 overlaps node node-a's 10.244.1.0/24" },
     ]);
     expect(snapshot.error).toBeUndefined();
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual(snapshot)); // the listener is called after the current task
     expect(seen.filter((s) => s.synced)).toHaveLength(1); // the whole list is one change
     const watch = server.requests.find((r) => r.query.watch === "true");
     expect(watch?.query).toMatchObject({ allowWatchBookmarks: "true", resourceVersion: server.resourceVersion });
