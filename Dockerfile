@@ -51,7 +51,7 @@ COPY --from=build /src/dist/agent/ /opt/weft/agent/
 COPY --from=build /src/dist/proto/ /opt/weft/proto/
 # The launcher, then a smoke test of the runtime in this image: Node and the agent load, the plugin answers
 # VERSION (its addon and code cache go to a throwaway directory, not the image's /run/weft), nft runs.
-RUN printf '#!/bin/sh\nexec /usr/local/bin/node --max-semi-space-size=1 --optimize-for-size /opt/weft/agent/weft-agent.mjs "$@"\n' >/usr/local/bin/weft-agent \
+RUN printf '#!/bin/sh\n: "${NODE_COMPILE_CACHE:=${WEFT_CACHE_DIR:-/run/weft/lib}/agent}"\nexport NODE_COMPILE_CACHE\nexport MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}\nexec /usr/local/bin/node --max-semi-space-size=1 /opt/weft/agent/weft-agent.mjs "$@"\n' >/usr/local/bin/weft-agent \
     && chmod 0755 /usr/local/bin/weft-agent \
     && weft-agent --version \
     && echo '{"cniVersion":"1.0.0"}' | WEFT_CACHE_DIR=/tmp/weft-smoke CNI_COMMAND=VERSION /opt/weft/bin/weft \

@@ -8,7 +8,7 @@ import { createBackend, VxlanBackend } from "./backends";
 import { renderCniConfList, subnetFileContent, writeCniConfList, writeSubnetFile } from "./cniconf";
 import { DurationHistogram } from "./debug/metrics";
 import { OverlayProber, type ProbeResult } from "./debug/probe";
-import type { AgentState, PeerState, ReconcileRun } from "./debug/state";
+import { MAX_LISTED, type AgentState, type PeerState, type ReconcileRun } from "./debug/state";
 import type { Logger } from "./log";
 import { applyMasq, checkMasq, readMasq, removeMasq, type NftOptions } from "./masq";
 import type { NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "./model";
@@ -61,6 +61,9 @@ export class Agent {
   #again: string | undefined;
   #desired: DesiredState | undefined;
   #snapshot: NodeSnapshot = { synced: false, nodes: [], rejected: [] };
+  /** The snapshot the last (or current) run took from the source. */
+  #reconciled: NodeSnapshot | undefined;
+  #startRunBegun = false;
   #lastChange = new Map<string, string>();
   #runs = 0;
   #runErrors = 0;
@@ -123,9 +126,14 @@ export class Agent {
     }
     await o.source.start((snapshot) => {
       this.#snapshot = snapshot;
+      // Before the start-up run, that run will take the latest list anyway. After it, snapshots are shared until
+      // the list changes: the one a run has already taken (the source's first publish, which often arrives
+      // right after the start-up run read it) needs no second run.
+      if (!this.#startRunBegun || snapshot === this.#reconciled) return;
       this.schedule("node list changed");
     }, signal);
     this.#snapshot = o.source.snapshot();
+    this.#startRunBegun = true;
     await this.#runNow("start");
     this.#timer = setInterval(() => this.schedule("resync"), o.resyncIntervalMs);
     this.#prober?.start();
@@ -168,6 +176,7 @@ export class Agent {
     const local = this.#local!;
     const snapshot = this.#o.source.snapshot();
     this.#snapshot = snapshot;
+    this.#reconciled = snapshot;
     if (!snapshot.synced) {
       this.#log.debug("Not reconciling: the node source has not synced yet", { trigger });
       return;
@@ -195,10 +204,13 @@ export class Agent {
     this.#overlayOk = !result.errors.some((error) => LOCAL_OPS.has(error.op.kind));
     this.#lastRun = {
       at, trigger, durationMs: Math.round(durationMs * 1000) / 1000,
-      planned: result.ops.map(describeOp), errors: result.errors.map((e) => e.message),
+      operations: result.ops.length, failed: result.errors.length,
+      planned: result.ops.slice(0, MAX_LISTED).map(describeOp), errors: result.errors.slice(0, MAX_LISTED).map((e) => e.message),
     };
-    if (result.ops.length > 0 || result.errors.length > 0) {
-      this.#log.info("Reconciled", { trigger, planned: result.ops.length, applied: result.applied.length, errors: result.errors.map((e) => e.message), ms: this.#lastRun.durationMs });
+    if (result.ops.length === 0 && result.errors.length === 0) {
+      this.#log.debug("Reconciled: nothing to do", { trigger, ms: this.#lastRun.durationMs });
+    } else {
+      this.#log.info("Reconciled", { trigger, planned: result.ops.length, applied: result.applied.length, errors: this.#lastRun.errors.slice(0, 10), ms: this.#lastRun.durationMs });
     }
     for (const skipped of desired.skipped) this.#log.debug("Node skipped", { node: skipped.name, reason: skipped.reason });
     this.#writeFiles();

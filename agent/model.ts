@@ -20,14 +20,17 @@ export interface LocalAnnouncement {
   backendType: BackendType;
 }
 
-/** The node list at one moment. `synced` is false until the first complete list; nothing is programmed before. */
+/**
+ * The node list at one moment. `synced` is false until the first complete list; nothing is programmed before.
+ * Sources hand out frozen snapshots, shared until the list changes.
+ */
 export interface NodeSnapshot {
-  synced: boolean;
-  nodes: PeerNode[];
+  readonly synced: boolean;
+  readonly nodes: readonly Readonly<PeerNode>[];
   /** Nodes the source skipped, with the reason (bad pod CIDR, missing address, …): shown in the debug state. */
-  rejected: { name: string; reason: string }[];
+  readonly rejected: readonly { readonly name: string; readonly reason: string }[];
   /** The last error talking to the source, if it is failing now; state is never removed because of it. */
-  error?: string;
+  readonly error?: string;
 }
 
 /**

@@ -2,18 +2,12 @@
 // run over the whole node list: bigint bounds (ip-num's containment checks are far slower) kept sorted, so a
 // check is a binary search, and a list of n nodes costs O(n log n) instead of O(n²).
 import type { IpFamily } from "../cni/spec/addresses";
-import type { Cidr } from "../cni/spec/addresses";
 
 export interface AddressRange {
   family: IpFamily;
   cidr: string;
   first: bigint;
   last: bigint;
-}
-
-/** The bounds of a parsed CIDR (its network's first and last address). */
-export function rangeOf(cidr: Cidr): AddressRange {
-  return { family: cidr.family, cidr: cidr.network, first: cidr.range.getFirst().getValue(), last: cidr.range.getLast().getValue() };
 }
 
 export class DisjointRanges {

@@ -1,8 +1,12 @@
 // `weft-agent status`: the running agent's /debug/state as readable tables. Exit status 0 when the agent is
 // ready, 1 when it answers but is not ready, 2 when it cannot be reached.
-import http from "node:http";
+import type * as Http from "node:http";
 import { parseListenAddress } from "./debug/server";
 import type { AgentState } from "./debug/state";
+
+// Not `import … from "node:http"`: the ESM facade of node:http reads every export, which loads undici (fetch,
+// WebSocket) and costs ~50 ms of the agent's start-up. The CommonJS module object does not.
+const http = process.getBuiltinModule("node:http") as typeof Http;
 
 export class StatusError extends Error {
   readonly code = "ERR_STATUS";
@@ -83,9 +87,9 @@ export function renderStatus(state: AgentState): string {
   const rc = state.reconcile;
   out.push(`reconcile: ${rc.runs} runs, ${rc.runsWithErrors} with errors; objects: ${state.kernel.routes} routes, ${state.kernel.neighbours} neighbours, ${state.kernel.fdb} fdb`);
   if (rc.lastRun) {
-    out.push(`last run: ${rc.lastRun.at} (${rc.lastRun.trigger}, ${rc.lastRun.durationMs} ms): ${rc.lastRun.planned.length} operations, ${rc.lastRun.errors.length} errors`);
+    out.push(`last run: ${rc.lastRun.at} (${rc.lastRun.trigger}, ${rc.lastRun.durationMs} ms): ${rc.lastRun.operations} operations, ${rc.lastRun.failed} errors`);
     for (const op of rc.lastRun.planned.slice(0, 20)) out.push(`  ${op}`);
-    if (rc.lastRun.planned.length > 20) out.push(`  … ${rc.lastRun.planned.length - 20} more`);
+    if (rc.lastRun.operations > 20) out.push(`  … ${rc.lastRun.operations - 20} more`);
   }
   for (const e of rc.recentErrors.slice(-5)) out.push(`error ${e.at}: ${e.error}`);
   out.push("");

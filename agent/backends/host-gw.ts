@@ -1,9 +1,9 @@
 // The host-gw backend: no tunnel. Each remote node's pod CIDR is routed via its public IP, which must therefore
 // be directly reachable: on a subnet of this node's underlay interface (one L2 network). A node elsewhere is
 // skipped with that reason; flannel fails the same way, only less visibly (its route is refused by the kernel).
-import { IPv4, IPv4CidrRange, IPv6, IPv6CidrRange } from "ip-num";
 import type { BackendType, PeerNode } from "../model";
-import { ipFamily, parseCidr, type Cidr } from "../../cni/spec/addresses";
+import { ipFamily } from "../../cni/spec/addresses";
+import { podCidr, podCidrsOf } from "../pod-cidr";
 import type { Backend, LocalNode, PeerObjects } from "../reconcile/backend";
 
 export interface HostGwBackendOptions {
@@ -40,14 +40,12 @@ export class HostGwBackend implements Backend {
       return objects;
     }
     const unreachable: string[] = [];
-    for (const text of peer.podCidrs) {
-      const cidr = parseCidr(text);
-      if (!cidr) continue;
+    for (const cidr of podCidrsOf(peer)) {
       if (cidr.family !== family) {
-        unreachable.push(cidr.network);
+        unreachable.push(cidr.cidr);
         continue;
       }
-      objects.routes.push({ node: peer.name, dst: cidr.network, family, gateway: peer.publicIp, device: local.underlay.name, onlink: false });
+      objects.routes.push({ node: peer.name, dst: cidr.cidr, family, gateway: peer.publicIp, device: local.underlay.name, onlink: false });
     }
     if (unreachable.length > 0) objects.skipped = `pod CIDR ${unreachable.join(",")}: no next hop of that family (public IP ${peer.publicIp})`;
     return objects;
@@ -56,10 +54,10 @@ export class HostGwBackend implements Backend {
 
 /** Whether `ip` lies in `subnet` ("192.168.1.7" in "192.168.1.0/24"). */
 export function containsAddress(subnet: string, ip: string): boolean {
-  const cidr: Cidr | undefined = parseCidr(subnet);
+  const range = podCidr(subnet);
   const family = ipFamily(ip);
-  if (!cidr || cidr.family !== family) return false;
-  if (cidr.range instanceof IPv4CidrRange) return cidr.range.contains(IPv4.fromString(ip));
-  if (cidr.range instanceof IPv6CidrRange) return cidr.range.contains(IPv6.fromString(ip));
-  return false;
+  if (!range || range.family !== family) return false;
+  // The address as a one-address CIDR: parsed once per address, like the subnets (podCidr's cache).
+  const address = podCidr(`${ip}/${family === 4 ? 32 : 128}`);
+  return address !== undefined && range.first <= address.first && address.first <= range.last;
 }

@@ -5,7 +5,7 @@
 // (IPv6 inside an IPv4 tunnel, or the other way round): one FDB entry per node, a neighbour and route per CIDR.
 import { randomBytes } from "node:crypto";
 import type { BackendType, PeerNode } from "../model";
-import { networkAddress, parseCidr, type Cidr, ipFamily } from "../../cni/spec/addresses";
+import { familyOfValidIp, podCidrsOf } from "../pod-cidr";
 import type { Backend, LocalNode, PeerObjects } from "../reconcile/backend";
 import type { VtepSpec } from "../reconcile/state";
 import { DEFAULT_VNI, DEFAULT_VXLAN_PORT } from "../network-config";
@@ -69,12 +69,12 @@ export class VxlanBackend implements Backend {
 
   mtu(local: LocalNode): number {
     if (this.#mtu !== undefined) return this.#mtu;
-    const overhead = ipFamily(local.node.publicIp) === 6 ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4;
+    const overhead = familyOfValidIp(local.node.publicIp) === 6 ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4;
     return local.underlay.mtu - overhead;
   }
 
   localDevice(local: LocalNode): VtepSpec {
-    const addresses = cidrs(local.node).map((cidr) => `${networkAddress(cidr)}/${cidr.family === 4 ? 32 : 128}`);
+    const addresses = podCidrsOf(local.node).map((cidr) => `${cidr.address}/${cidr.family === 4 ? 32 : 128}`);
     return {
       name: this.device,
       vni: this.vni,
@@ -94,22 +94,22 @@ export class VxlanBackend implements Backend {
       objects.skipped = peer.vtepMac === undefined ? "no VTEP MAC published yet" : `VTEP MAC "${peer.vtepMac}" is not a unicast MAC`;
       return objects;
     }
-    const localFamily = ipFamily(local.node.publicIp);
-    if (ipFamily(peer.publicIp) !== localFamily) {
+    const localFamily = familyOfValidIp(local.node.publicIp);
+    if (familyOfValidIp(peer.publicIp) !== localFamily) {
       objects.skipped = `public IP ${peer.publicIp} is not IPv${localFamily}, like this node's tunnel source ${local.node.publicIp}`;
       return objects;
     }
-    const localFamilies = new Set(cidrs(local.node).map((cidr) => cidr.family));
+    const localFamilies = podCidrsOf(local.node).map((cidr) => cidr.family);
     const unreachable: string[] = [];
-    for (const cidr of cidrs(peer)) {
-      if (!localFamilies.has(cidr.family)) {
-        unreachable.push(cidr.network);
+    for (const cidr of podCidrsOf(peer)) {
+      if (!localFamilies.includes(cidr.family)) {
+        unreachable.push(cidr.cidr);
         continue;
       }
-      const vtepAddress = networkAddress(cidr);
+      const vtepAddress = cidr.address;
       // The order of the three objects matters, and apply keeps it across all nodes: see OP_ORDER.
       objects.neighbours.push({ node: peer.name, device: this.device, ip: vtepAddress, mac });
-      objects.routes.push({ node: peer.name, dst: cidr.network, family: cidr.family, gateway: vtepAddress, device: this.device, onlink: true });
+      objects.routes.push({ node: peer.name, dst: cidr.cidr, family: cidr.family, gateway: vtepAddress, device: this.device, onlink: true });
     }
     if (objects.routes.length > 0) objects.fdb.push({ node: peer.name, device: this.device, mac, dst: peer.publicIp });
     if (unreachable.length > 0) objects.skipped = `pod CIDR ${unreachable.join(",")}: this node has no pod CIDR of that family`;
@@ -117,6 +117,3 @@ export class VxlanBackend implements Backend {
   }
 }
 
-function cidrs(node: PeerNode): Cidr[] {
-  return node.podCidrs.map((text) => parseCidr(text)).filter((cidr): cidr is Cidr => cidr !== undefined);
-}

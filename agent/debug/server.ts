@@ -3,10 +3,14 @@
 //   /readyz        200 once the overlay, masq rules and CNI config are in place, else 503 with what is missing
 //   /metrics       Prometheus text
 //   /debug/state   everything, as JSON (what `weft-agent status` prints)
-import http from "node:http";
+import type * as Http from "node:http";
 import type { AddressInfo } from "node:net";
 import { renderMetrics, type DurationHistogram } from "./metrics";
 import type { AgentState } from "./state";
+
+// Not `import … from "node:http"`: the ESM facade of node:http reads every export, which loads undici (fetch,
+// WebSocket) and costs ~50 ms of the agent's start-up. The CommonJS module object does not.
+const http = process.getBuiltinModule("node:http") as typeof Http;
 
 export interface DebugSource {
   state(): AgentState;
@@ -32,7 +36,7 @@ export function parseListenAddress(text: string): { host: string; port: number }
 }
 
 export class DebugServer {
-  readonly #server: http.Server;
+  readonly #server: Http.Server;
   readonly #source: DebugSource;
 
   constructor(source: DebugSource) {
@@ -61,7 +65,7 @@ export class DebugServer {
     });
   }
 
-  #handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+  #handle(request: Http.IncomingMessage, response: Http.ServerResponse): void {
     const send = (status: number, type: string, body: string) => {
       response.writeHead(status, { "content-type": type, "cache-control": "no-store" });
       response.end(request.method === "HEAD" ? undefined : body);

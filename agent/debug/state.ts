@@ -20,10 +20,16 @@ export interface ReconcileRun {
   at: string;
   trigger: string;
   durationMs: number;
-  /** The plan, one line per operation (empty when the kernel matched). */
+  /** How many operations the run planned (0 when the kernel matched) and how many of them failed. */
+  operations: number;
+  failed: number;
+  /** The plan, one line per operation, and the failures: the first MAX_LISTED of each (a cold start plans 3 per node). */
   planned: string[];
   errors: string[];
 }
+
+/** How many planned operations and errors of a run the state lists. */
+export const MAX_LISTED = 100;
 
 export interface AgentState {
   version: string;

@@ -4,8 +4,8 @@
 // sorts first wins, so that every agent of the cluster resolves it the same way.
 import type { PeerNode } from "../model";
 import { DEFAULT_BRIDGE } from "../../cni/config";
-import { parseCidr, type Cidr } from "../../cni/spec/addresses";
-import { DisjointRanges, rangeOf } from "../ranges";
+import { podCidrsOf } from "../pod-cidr";
+import { DisjointRanges } from "../ranges";
 import type { Backend, LocalNode } from "./backend";
 import type { DesiredState } from "./state";
 
@@ -28,7 +28,7 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
   if (vtep) state.vtep = vtep;
 
   const taken = new DisjointRanges();
-  for (const cidr of cidrsOf(local.node)) taken.add(rangeOf(cidr), local.node.name);
+  for (const range of podCidrsOf(local.node)) taken.add(range, local.node.name);
   const publicIps = new Map<string, string>([[local.node.publicIp, local.node.name]]);
   const macs = new Map<string, string>(vtep ? [[vtep.mac, local.node.name]] : []);
 
@@ -40,7 +40,7 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
       skip(`public IP ${peer.publicIp} is also node ${ipOwner}'s`);
       continue;
     }
-    const ranges = cidrsOf(peer).map(rangeOf);
+    const ranges = podCidrsOf(peer);
     const overlap = ranges.map((range) => taken.overlap(range)).find((found) => found !== undefined);
     if (overlap) {
       skip(`pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.cidr}`);
@@ -64,6 +64,3 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
   return state;
 }
 
-function cidrsOf(node: PeerNode): Cidr[] {
-  return node.podCidrs.map((text) => parseCidr(text)).filter((cidr): cidr is Cidr => cidr !== undefined);
-}

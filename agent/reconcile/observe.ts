@@ -32,16 +32,15 @@ export function observe(sock: NetlinkSocket, options: ObserveOptions = {}): Obse
 
   const observed: ObservedState = { vteps, linkIndexes, neighbours: [], fdb: [], routes: [] };
   if (bridge) observed.bridge = bridge;
+  // Loops, not push(...list): spreading tens of thousands of arguments can overflow the stack.
   for (const vtep of vteps) {
-    observed.neighbours.push(
-      ...listNeighbours(sock, { index: vtep.index }).filter((n) => (n.state & NUD_PERMANENT) !== 0 && n.index === vtep.index),
-    );
+    for (const n of listNeighbours(sock, { index: vtep.index })) {
+      if ((n.state & NUD_PERMANENT) !== 0 && n.index === vtep.index) observed.neighbours.push(n);
+    }
     // The all-zeros MAC is the flooding default (`bridge fdb append 00:00:00:00:00:00 dst …`): never weft's.
-    observed.fdb.push(
-      ...listFdb(sock, { index: vtep.index }).filter(
-        (e) => e.dst !== undefined && (e.state & NUD_PERMANENT) !== 0 && e.mac !== ZERO_MAC,
-      ),
-    );
+    for (const e of listFdb(sock, { index: vtep.index })) {
+      if (e.dst !== undefined && (e.state & NUD_PERMANENT) !== 0 && e.mac !== ZERO_MAC) observed.fdb.push(e);
+    }
   }
   observed.routes = listRoutes(sock, { protocol: WEFT_ROUTE_PROTOCOL });
   return observed;

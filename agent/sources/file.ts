@@ -35,10 +35,30 @@ export function derivedVtepMac(name: string, vni: number): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
-function withDerivedMac(record: NodeRecord | NodeRejection, vni: number): NodeRecord | NodeRejection {
+/** The record with its derived VTEP MAC when it names none; `known` caches the derived MACs by name. */
+function withDerivedMac(record: NodeRecord | NodeRejection, vni: number, known: Map<string, string>): NodeRecord | NodeRejection {
   if ("reason" in record || record.vtepMac !== undefined) return record;
-  return { ...record, vtepMac: derivedVtepMac(record.name as string, vni) };
+  const name = record.name;
+  let vtepMac = known.get(name);
+  if (vtepMac === undefined) known.set(name, (vtepMac = derivedVtepMac(name, vni)));
+  return { ...record, vtepMac };
 }
+
+/**
+ * Keys the entries by node name (a repeated name gets "#2", "#3", … so that the table still sees, and rejects,
+ * the duplicate), so that an entry keeps its key, and its check, when others are added or removed before it.
+ */
+function keyedByName(records: (NodeRecord | NodeRejection)[]): [string, NodeRecord | NodeRejection][] {
+  const seen = new Map<string, number>();
+  return records.map((record) => {
+    const name = String(record.name);
+    const count = (seen.get(name) ?? 0) + 1;
+    seen.set(name, count);
+    return [count === 1 ? name : `${name}#${count}`, record];
+  });
+}
+
+const PARSE_RETRY_MS = 200;
 
 export interface FileSourceOptions {
   /** The cluster network: pod CIDRs outside it are rejected. */
@@ -47,7 +67,11 @@ export interface FileSourceOptions {
   path: string;
   /** Re-read this often even without a change notification. Default 10,000 ms. */
   pollIntervalMs?: number;
-  /** Wait this long after a change notification before reading, so that a burst of writes is read once. Default 50 ms. */
+  /**
+   * Wait this long after a change notification before reading, so that a burst of writes is read once. Default
+   * 10 ms. A file that is not valid JSON right after a change is read again PARSE_RETRY_MS later before it counts
+   * as an error (an in-place write caught half-way).
+   */
   debounceMs?: number;
   /** Default: the agent's logger with {source: "file"}. */
   logger?: Logger;
@@ -99,18 +123,23 @@ export class FileSource implements NodeSource {
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  #parseRetry: NodeJS.Timeout | undefined;
+  /** When the file was first read as invalid JSON since it was last valid. */
+  #invalidSince: number | undefined;
   #reading: Promise<void> | undefined;
   #readAgain = false;
   #lastText: string | undefined;
   #failedSinceRead = false;
   #firstRead: Promise<void> | undefined;
+  /** Derived VTEP MACs of the nodes in the last read file (a SHA-256 each: not worth redoing for 5,000 nodes). */
+  #derivedMacs = new Map<string, string>();
 
   constructor(options: FileSourceOptions) {
     if (typeof options.path !== "string" || options.path === "") throw new SourceError("ERR_SOURCE_OPTIONS", "Invalid file source: path is required");
     this.#path = path.resolve(options.path);
     this.#vni = options.network.backend.vni;
     this.#pollIntervalMs = options.pollIntervalMs ?? 10_000;
-    this.#debounceMs = options.debounceMs ?? 50;
+    this.#debounceMs = options.debounceMs ?? 10;
     this.#log = options.logger ?? rootLog.with({ source: "file", path: this.#path });
     this.#table = new NodeTable(options.network, this.#log);
   }
@@ -150,6 +179,7 @@ export class FileSource implements NodeSource {
     this.#watcher?.close();
     clearInterval(this.#poll);
     clearTimeout(this.#debounce);
+    clearTimeout(this.#parseRetry);
     this.#table.close();
     await this.#reading?.catch(() => undefined);
   }
@@ -221,16 +251,31 @@ export class FileSource implements NodeSource {
       return;
     }
     if (this.#lifetime.signal.aborted) return;
-    if (text === this.#lastText && !this.#failedSinceRead) return;
+    if (text === this.#lastText && !this.#failedSinceRead) {
+      this.#invalidSince = undefined;
+      return;
+    }
     let records: (NodeRecord | NodeRejection)[];
     try {
       records = parseNodeFile(text);
     } catch (error) {
+      // Most likely an in-place write read half-way (the debounce is short): look again before calling it broken.
+      this.#invalidSince ??= performance.now();
+      if (!this.#failedSinceRead && performance.now() - this.#invalidSince < PARSE_RETRY_MS) {
+        clearTimeout(this.#parseRetry);
+        this.#parseRetry = setTimeout(() => void this.#read(), PARSE_RETRY_MS);
+        return;
+      }
       this.#fail(error);
       return;
     }
-    const entries = records.map((record, index): [string, NodeRecord | NodeRejection] => [`${index}`, withDerivedMac(record, this.#vni)]);
+    this.#invalidSince = undefined;
+    const entries = keyedByName(records.map((record) => withDerivedMac(record, this.#vni, this.#derivedMacs)));
     if (!this.#table.replaceAll(entries, { afterInterruption: this.#failedSinceRead })) return;
+    this.#derivedMacs = new Map(entries.flatMap(([, record]) => {
+      const name = record.name;
+      return typeof name === "string" && this.#derivedMacs.has(name) ? [[name, this.#derivedMacs.get(name)!]] : [];
+    }));
     this.#failedSinceRead = false;
     this.#lastText = text;
     this.#table.setError(undefined);

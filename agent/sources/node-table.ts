@@ -1,5 +1,6 @@
 // The state every source keeps: the current records by key (node name, etcd key), each checked once when it
-// arrives, and the snapshot derived from them. Changes are coalesced: a relist of 5,000 nodes becomes one
+// arrives (a record equal to the one already held keeps its check: a relist or a re-read of 5,000 unchanged
+// nodes checks none of them again), and the snapshot derived from them. Changes are coalesced: a relist of 5,000 nodes becomes one
 // snapshot and one onChange call, made after the current task, and only when the snapshot actually differs.
 // Rejections and errors are logged when they appear, change or go away, not on every recomputation.
 
@@ -13,19 +14,49 @@ import {
 
 export type SnapshotListener = (snapshot: NodeSnapshot) => void;
 
+interface Entry {
+  record: NodeRecord | NodeRejection;
+  check: NodeCheck;
+}
+
+/** Freezes a snapshot and everything in it (the nodes are shared by the snapshots that contain them). */
+function deepFreeze(snapshot: NodeSnapshot): NodeSnapshot {
+  for (const node of snapshot.nodes) {
+    Object.freeze(node.podCidrs);
+    Object.freeze(node);
+  }
+  for (const rejection of snapshot.rejected) Object.freeze(rejection);
+  Object.freeze(snapshot.nodes);
+  Object.freeze(snapshot.rejected);
+  return Object.freeze(snapshot);
+}
+
+/** Whether two records as read are the same (so the check of one holds for the other). */
+function sameRecord(a: NodeRecord | NodeRejection, b: NodeRecord | NodeRejection): boolean {
+  if (a.name !== b.name) return false;
+  if ("reason" in a || "reason" in b) return "reason" in a && "reason" in b && a.reason === b.reason;
+  if (a.publicIp !== b.publicIp || a.vtepMac !== b.vtepMac) return false;
+  const x = a.podCidrs;
+  const y = b.podCidrs;
+  if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
 export class NodeTable {
   readonly #networks: ClusterNetworks;
   readonly #log: Logger;
-  readonly #entries = new Map<string, NodeCheck>();
+  #entries = new Map<string, Entry>();
   readonly #waiters = new Set<() => void>();
   #listener: SnapshotListener | undefined;
   #synced = false;
   #error: string | undefined;
   #localProblem: string | undefined;
   #dirty = true;
-  #current: NodeSnapshot = { synced: false, nodes: [], rejected: [] };
+  #current: NodeSnapshot = deepFreeze({ synced: false, nodes: [], rejected: [] });
   /** What the listener last saw; the empty unsynced snapshot is not worth a call. */
   #published = JSON.stringify({ synced: false, nodes: [], rejected: [] });
+  #publishedSnapshot: NodeSnapshot | undefined;
   #scheduled: NodeJS.Immediate | undefined;
   #loggedRejections = new Map<string, string>();
   #closed = false;
@@ -51,7 +82,9 @@ export class NodeTable {
   }
 
   set(key: string, record: NodeRecord | NodeRejection): void {
-    this.#entries.set(key, this.#check(record));
+    const held = this.#entries.get(key);
+    if (held && sameRecord(held.record, record)) return;
+    this.#entries.set(key, this.#entry(record));
     this.#changed();
   }
 
@@ -71,10 +104,23 @@ export class NodeTable {
       this.setError(new Error(`Refusing an empty node list after an interruption; keeping ${this.#entries.size} nodes`));
       return false;
     }
-    this.#entries.clear();
-    for (const [key, record] of entries) this.#entries.set(key, this.#check(record));
+    const previous = this.#entries;
+    const next = new Map<string, Entry>();
+    let changed = previous.size !== entries.length;
+    for (const [key, record] of entries) {
+      const held = previous.get(key);
+      if (held && sameRecord(held.record, record)) {
+        next.set(key, held);
+      } else {
+        next.set(key, this.#entry(record));
+        changed = true;
+      }
+    }
+    // Same size and every key held with an equal record: the same set (a duplicate key would have changed size).
+    if (next.size !== entries.length) changed = true;
+    this.#entries = next;
     this.markSynced();
-    this.#changed();
+    if (changed) this.#changed();
     return true;
   }
 
@@ -111,14 +157,15 @@ export class NodeTable {
 
   snapshot(): NodeSnapshot {
     if (this.#dirty) {
-      const { nodes, rejected } = resolveConflicts(this.#entries.values());
-      this.#current = { synced: this.#synced, nodes, rejected };
+      const { nodes, rejected } = resolveConflicts(Array.from(this.#entries.values(), (entry) => entry.check));
       const error = [this.#error, this.#localProblem].filter((e) => e !== undefined).join("; ");
-      if (error !== "") this.#current.error = error;
+      this.#current = deepFreeze({ synced: this.#synced, nodes, rejected, ...(error === "" ? {} : { error }) });
       this.#dirty = false;
       this.#logRejections();
     }
-    return structuredClone(this.#current);
+    // Frozen and shared rather than cloned: callers cannot change the table through it, and a caller may tell an
+    // unchanged snapshot by identity (the agent skips a reconcile of the very snapshot it has just run).
+    return this.#current;
   }
 
   /** Resolves with the first snapshot (now or later) that satisfies `predicate`. */
@@ -151,8 +198,9 @@ export class NodeTable {
     for (const waiter of [...this.#waiters]) waiter();
   }
 
-  #check(record: NodeRecord | NodeRejection): NodeCheck {
-    return "reason" in record ? { ok: false, name: displayName(record.name), reason: record.reason } : checkNode(record, this.#networks);
+  #entry(record: NodeRecord | NodeRejection): Entry {
+    const check: NodeCheck = "reason" in record ? { ok: false, name: displayName(record.name), reason: record.reason } : checkNode(record, this.#networks);
+    return { record, check };
   }
 
   #changed(): void {
@@ -171,8 +219,10 @@ export class NodeTable {
   #publish(): void {
     const snapshot = this.snapshot();
     for (const waiter of [...this.#waiters]) waiter();
+    if (!this.#listener || snapshot === this.#publishedSnapshot) return;
+    this.#publishedSnapshot = snapshot;
     const text = JSON.stringify(snapshot);
-    if (text === this.#published || !this.#listener) return;
+    if (text === this.#published) return;
     this.#published = text;
     try {
       this.#listener(snapshot);

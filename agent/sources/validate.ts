@@ -19,6 +19,8 @@ import { IPv4, IPv4CidrRange, IPv6CidrRange } from "ip-num";
 import { formatAddress, parseAddress } from "../../cni/ipam/address";
 import { parseCidr, type Cidr } from "../../cni/spec/addresses";
 import type { NetworkConfig, NodeSnapshot, PeerNode } from "../model";
+import { ipv4Value } from "../../native/netlink/ip";
+import { podCidr } from "../pod-cidr";
 import { DisjointRanges, type AddressRange } from "../ranges";
 
 /** A node as a source read it, before validation. Absent fields are undefined. */
@@ -52,8 +54,15 @@ const MAX_NODE_NAME = 253;
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 
 // As [first, last] values from ip-num: comparing bigints is much cheaper than ip-num's containment checks.
-const NOT_UNICAST_V4 = ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => bounds(IPv4CidrRange.fromCidr(c)));
-const NOT_UNICAST_V6 = ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => bounds(IPv6CidrRange.fromCidr(c)));
+// Built on first use: parsing them with ip-num at load time cost ~10 ms of every start.
+let notUnicast: { 4: { first: bigint; last: bigint }[]; 6: { first: bigint; last: bigint }[] } | undefined;
+function notUnicast4Or6(family: 4 | 6): { first: bigint; last: bigint }[] {
+  notUnicast ??= {
+    4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => bounds(IPv4CidrRange.fromCidr(c))),
+    6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => bounds(IPv6CidrRange.fromCidr(c))),
+  };
+  return notUnicast[family];
+}
 
 function bounds(range: IPv4CidrRange | IPv6CidrRange): { first: bigint; last: bigint } {
   return { first: range.getFirst().getValue(), last: range.getLast().getValue() };
@@ -85,10 +94,16 @@ export function isValidNodeName(name: unknown): name is string {
 /** The canonical text of a unicast IP address, or undefined. */
 export function parsePublicIp(text: unknown): string | undefined {
   if (typeof text !== "string") return undefined;
+  const v4 = ipv4Value(text);
+  if (v4 >= 0) {
+    // The common case, by arithmetic: a dotted quad without leading zeros is already canonical.
+    const value = BigInt(v4);
+    return notUnicast4Or6(4).some((r) => r.first <= value && value <= r.last) ? undefined : text;
+  }
   const address = parseAddress(text);
   if (!address) return undefined;
   const value = address.getValue();
-  const special = (address instanceof IPv4 ? NOT_UNICAST_V4 : NOT_UNICAST_V6).some((r) => r.first <= value && value <= r.last);
+  const special = notUnicast4Or6(address instanceof IPv4 ? 4 : 6).some((r) => r.first <= value && value <= r.last);
   return special ? undefined : formatAddress(address);
 }
 
@@ -143,24 +158,23 @@ function checkPodCidrs(podCidrs: readonly string[], networks: ClusterNetworks): 
   const ranges: AddressRange[] = [];
   const ignored: string[] = [];
   for (const text of podCidrs) {
-    const cidr = typeof text === "string" ? parseCidr(text) : undefined;
-    if (!cidr) return `pod CIDR ${quote(text)} is not a CIDR`;
-    if (ranges.some((r) => r.family === cidr.family)) return `two IPv${cidr.family} pod CIDRs: ${podCidrs.join(", ")}`;
-    const network = networks[cidr.family];
+    const range = typeof text === "string" ? podCidr(text) : undefined;
+    if (!range) return `pod CIDR ${quote(text)} is not a CIDR`;
+    if (ranges.some((r) => r.family === range.family)) return `two IPv${range.family} pod CIDRs: ${podCidrs.join(", ")}`;
+    const network = networks[range.family];
     if (!network) {
-      ignored.push(cidr.network);
+      ignored.push(range.cidr);
       continue;
     }
-    const range: AddressRange = { family: cidr.family, cidr: cidr.network, ...bounds(cidr.range) };
     const outer = networkBounds(network);
-    if (range.first < outer.first || range.last > outer.last) return `pod CIDR ${cidr.network} is outside the cluster network ${network.network}`;
+    if (range.first < outer.first || range.last > outer.last) return `pod CIDR ${range.cidr} is outside the cluster network ${network.network}`;
     ranges.push(range);
   }
   if (ranges.length === 0) {
     const families = Object.keys(networks).map((f) => `IPv${f}`).join(" and ");
     return `no pod CIDR of the cluster's families (${families}): ${ignored.join(", ")}`;
   }
-  return ranges.sort((a, b) => a.family - b.family);
+  return ranges.length > 1 ? ranges.sort((a, b) => a.family - b.family) : ranges;
 }
 
 /**

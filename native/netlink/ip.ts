@@ -10,24 +10,31 @@ export type IpFamily = 4 | 6;
 
 /** Four decimal octets 0-255 without leading zeros, as inet_pton accepts them. */
 function isIpv4Text(text: string): boolean {
+  return ipv4Value(text) >= 0;
+}
+
+/** The value of a dotted-quad IPv4 address (no leading zeros, as ip-num and Go read it); -1 when it is not one. */
+export function ipv4Value(text: string): number {
   let octets = 0;
   let digits = 0;
   let value = 0;
+  let result = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : 0x2e; // a virtual "." closes the last octet
     if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && value === 0) return false; // leading zero
+      if (digits > 0 && value === 0) return -1; // leading zero
       value = value * 10 + (c - 0x30);
-      if (++digits > 3 || value > 255) return false;
+      if (++digits > 3 || value > 255) return -1;
     } else if (c === 0x2e && digits > 0 && octets < 4) {
       octets++;
+      result = result * 256 + value;
       digits = 0;
       value = 0;
     } else {
-      return false;
+      return -1;
     }
   }
-  return octets === 4;
+  return octets === 4 ? result : -1;
 }
 
 /** One to four hex digits. */

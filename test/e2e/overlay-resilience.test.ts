@@ -161,6 +161,10 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
         expect(state.reconcile.runsWithErrors).toBe(0);
         expect(state.masq).toMatchObject({ inPlace: true, applied: 0 });
         expect(source.agentLog()).not.toMatch(/"msg":"Reconciled"/);
+        // One run at start, then resyncs: the node list never changed, so no run says it did (the source's
+        // first snapshot is the one the start-up run already took).
+        expect(source.agentLog()).toMatch(/"msg":"Reconciled: nothing to do"[^\n]*"trigger":"start"/);
+        expect(source.agentLog()).not.toMatch(/"trigger":"node list changed"/);
         expect(ifindex(source, "weft.1")).toBe(before.vtep);
         expect(ifindex(source, "cni0")).toBe(before.bridge);
         expect(allObjects()).toEqual(before.objects);

@@ -55,7 +55,7 @@ describe("the image layout from dist/", () => {
     // The one other build-stage file is the stripped Node runtime; the launcher runs the bundle the COPY put there.
     expect(copies.flatMap((c) => c.sources).filter((s) => inDist(s) === undefined)).toEqual(["/src/node"]);
     const dockerfile = fs.readFileSync(path.join(root, "Dockerfile"), "utf8");
-    expect(dockerfile).toContain("exec /usr/local/bin/node --max-semi-space-size=1 --optimize-for-size /opt/weft/agent/weft-agent.mjs");
+    expect(dockerfile).toContain("exec /usr/local/bin/node --max-semi-space-size=1 /opt/weft/agent/weft-agent.mjs");
     expect(dockerfile).toMatch(/^ENTRYPOINT \["weft-agent"\]$/m);
   });
 

@@ -89,6 +89,19 @@ describe("file source", () => {
     await vi.waitFor(() => expect(source.snapshot().nodes).toEqual([{ ...entry("node-1", 1), vtepMac: "0e:00:00:00:00:11" }]));
   });
 
+  it("takes an in-place write read half-way for what it is: no error, and the complete file once written", async () => {
+    const { file, source, start, seen } = setup(nodeFile([entry("node-1", 1)]));
+    await start();
+    const complete = nodeFile([entry("node-1", 1), entry("node-2", 2)]);
+    // The first half, then (after the debounce, before the parse retry) the rest, as a slow writer would.
+    writeFileSync(file, complete.slice(0, complete.length >> 1));
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    writeFileSync(file, complete);
+    await vi.waitFor(() => expect(names(source.snapshot())).toEqual(["node-1", "node-2"]));
+    expect(seen.every((snapshot) => snapshot.error === undefined)).toBe(true);
+    expect(source.snapshot().error).toBeUndefined();
+  });
+
   it("keeps the last good list while the file is garbage or missing, refuses an empty list right after, and recovers", async () => {
     const { file, source, start } = setup(nodeFile([entry("node-1", 1)]));
     await start();

@@ -3,7 +3,7 @@
 // coalescing and refusal of an empty list after an interruption.
 import { describe, expect, it } from "vitest";
 import type { Logger } from "../../agent/log";
-import type { NetworkConfig } from "../../agent/model";
+import type { NetworkConfig, NodeSnapshot, PeerNode } from "../../agent/model";
 import {
   decodeLeaseAttrs, encodeLeaseAttrs, encodeNetworkConfig, etcdKeys, isSubnetCompatible, leaseToRecord, makeSubnetKey,
   networkConfigDifferences, parseSubnetKey, pickFreeSubnet, rangesOf,
@@ -336,6 +336,38 @@ describe("NodeTable", () => {
     table.set("c", record("c", 3));
     await new Promise((resolve) => setImmediate(resolve));
     expect(calls).toEqual([3]);
+    table.close();
+  });
+
+  it("hands out one frozen snapshot until the list changes, and a relist of the same records changes nothing", async () => {
+    const table = new NodeTable(v4, quiet);
+    const calls: NodeSnapshot[] = [];
+    table.listen((snapshot) => calls.push(snapshot));
+    table.replaceAll([["a", record("a", 1)], ["b", record("b", 2)]], { afterInterruption: false });
+    const first = table.snapshot();
+    expect(table.snapshot()).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.nodes) && Object.isFrozen(first.nodes[0]) && Object.isFrozen(first.nodes[0]!.podCidrs)).toBe(true);
+    expect(() => (first.nodes as PeerNode[]).push(record("x", 9) as PeerNode)).toThrow(TypeError);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual([first]);
+    expect(calls[0]).toBe(first);
+
+    // Equal records (new objects, as a relist or a re-read makes them): no new snapshot, no call.
+    table.replaceAll([["b", record("b", 2)], ["a", record("a", 1)]], { afterInterruption: false });
+    table.set("a", record("a", 1));
+    expect(table.snapshot()).toBe(first);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toHaveLength(1);
+
+    // One record changed: a new snapshot, in which the unchanged node is the very same (already checked) object.
+    table.replaceAll([["a", record("a", 1)], ["b", { ...record("b", 2), publicIp: "192.168.50.22" }]], { afterInterruption: false });
+    const second = table.snapshot();
+    expect(second).not.toBe(first);
+    expect(second.nodes[0]).toBe(first.nodes[0]);
+    expect(second.nodes[1]).toEqual({ ...record("b", 2), publicIp: "192.168.50.22" });
+    // A record whose pod CIDRs differ only in order or content is not the same record.
+    table.set("a", { ...record("a", 1), podCidrs: ["10.244.1.0/24", "fd00:1::/64"] });
+    expect(table.snapshot()).not.toBe(second);
     table.close();
   });
 
