@@ -556,7 +556,7 @@ async function main() {
     ...[{ n: 0, agent: baseline }, ...results].map(({ n, agent }) =>
       `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${detail(agent.coldReconcileMs, 1)} | ${detail(agent.churnReconcileMs, 1)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
     "",
-    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added → converged ${f0(baseline.churn)} ms (of which the file source's 50 ms debounce).`,
+    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added → converged ${f0(baseline.churn)} ms (of which the file source's 10 ms debounce).`,
   ];
   console.log(lines.join("\n"));
   if (CPU_PROF) {
