@@ -55,9 +55,7 @@ export class HostGwBackend implements Backend {
 /** Whether `ip` lies in `subnet` ("192.168.1.7" in "192.168.1.0/24"). */
 export function containsAddress(subnet: string, ip: string): boolean {
   const range = podCidr(subnet);
-  const family = ipFamily(ip);
-  if (!range || range.family !== family) return false;
-  // The address as a one-address CIDR: parsed once per address, like the subnets (podCidr's cache).
-  const address = podCidr(`${ip}/${family === 4 ? 32 : 128}`);
-  return address !== undefined && range.first <= address.first && address.first <= range.last;
+  // The address as a one-address CIDR: validated and parsed once per address, like the subnets (podCidr's cache).
+  const address = podCidr(`${ip}/${ip.includes(":") ? 128 : 32}`);
+  return range !== undefined && address !== undefined && range.family === address.family && range.first <= address.first && address.first <= range.last;
 }

@@ -35,12 +35,16 @@ export function derivedVtepMac(name: string, vni: number): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
-/** The record with its derived VTEP MAC when it names none; `known` caches the derived MACs by name. */
-function withDerivedMac(record: NodeRecord | NodeRejection, vni: number, known: Map<string, string>): NodeRecord | NodeRejection {
+/**
+ * The record with its derived VTEP MAC when it names none: taken from `previous` (the last read's) when there,
+ * and recorded in `next` either way.
+ */
+function withDerivedMac(
+  record: NodeRecord | NodeRejection, vni: number, previous: Map<string, string>, next: Map<string, string>,
+): NodeRecord | NodeRejection {
   if ("reason" in record || record.vtepMac !== undefined) return record;
-  const name = record.name;
-  let vtepMac = known.get(name);
-  if (vtepMac === undefined) known.set(name, (vtepMac = derivedVtepMac(name, vni)));
+  const vtepMac = previous.get(record.name) ?? derivedVtepMac(record.name, vni);
+  next.set(record.name, vtepMac);
   return { ...record, vtepMac };
 }
 
@@ -270,12 +274,10 @@ export class FileSource implements NodeSource {
       return;
     }
     this.#invalidSince = undefined;
-    const entries = keyedByName(records.map((record) => withDerivedMac(record, this.#vni, this.#derivedMacs)));
+    const derivedMacs = new Map<string, string>();
+    const entries = keyedByName(records.map((record) => withDerivedMac(record, this.#vni, this.#derivedMacs, derivedMacs)));
     if (!this.#table.replaceAll(entries, { afterInterruption: this.#failedSinceRead })) return;
-    this.#derivedMacs = new Map(entries.flatMap(([, record]) => {
-      const name = record.name;
-      return typeof name === "string" && this.#derivedMacs.has(name) ? [[name, this.#derivedMacs.get(name)!]] : [];
-    }));
+    this.#derivedMacs = derivedMacs;
     this.#failedSinceRead = false;
     this.#lastText = text;
     this.#table.setError(undefined);

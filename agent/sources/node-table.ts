@@ -1,7 +1,8 @@
 // The state every source keeps: the current records by key (node name, etcd key), each checked once when it
 // arrives (a record equal to the one already held keeps its check: a relist or a re-read of 5,000 unchanged
-// nodes checks none of them again), and the snapshot derived from them. Changes are coalesced: a relist of 5,000 nodes becomes one
-// snapshot and one onChange call, made after the current task, and only when the snapshot actually differs.
+// nodes checks none of them again), and the snapshot derived from them. Changes are coalesced: a relist of 5,000
+// nodes becomes one snapshot and one onChange call, made after the current task, and only when the snapshot
+// actually differs.
 // Rejections and errors are logged when they appear, change or go away, not on every recomputation.
 
 import type { Logger } from "../log";
@@ -106,7 +107,7 @@ export class NodeTable {
     }
     const previous = this.#entries;
     const next = new Map<string, Entry>();
-    let changed = previous.size !== entries.length;
+    let changed = false;
     for (const [key, record] of entries) {
       const held = previous.get(key);
       if (held && sameRecord(held.record, record)) {
@@ -116,8 +117,8 @@ export class NodeTable {
         changed = true;
       }
     }
-    // Same size and every key held with an equal record: the same set (a duplicate key would have changed size).
-    if (next.size !== entries.length) changed = true;
+    // Every key of `next` held before with an equal record, and as many keys: the same set.
+    if (next.size !== previous.size) changed = true;
     this.#entries = next;
     this.markSynced();
     if (changed) this.#changed();

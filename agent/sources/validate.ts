@@ -15,12 +15,11 @@
 // whose pod CIDR overlaps one of an accepted node, whose name repeats an accepted node's, or whose VTEP MAC an
 // accepted node already uses (FDB entries are keyed by MAC) is rejected; the lexically smaller name wins.
 
-import { IPv4, IPv4CidrRange, IPv6CidrRange } from "ip-num";
+import { IPv4 } from "ip-num";
 import { formatAddress, parseAddress } from "../../cni/ipam/address";
-import { parseCidr, type Cidr } from "../../cni/spec/addresses";
 import type { NetworkConfig, NodeSnapshot, PeerNode } from "../model";
 import { ipv4Value } from "../../native/netlink/ip";
-import { podCidr } from "../pod-cidr";
+import { podCidr, type PodCidr } from "../pod-cidr";
 import { DisjointRanges, type AddressRange } from "../ranges";
 
 /** A node as a source read it, before validation. Absent fields are undefined. */
@@ -39,8 +38,8 @@ export interface NodeRejection {
 
 /** The cluster networks the pod CIDRs must lie in, parsed once. */
 export interface ClusterNetworks {
-  4?: Cidr;
-  6?: Cidr;
+  4?: PodCidr;
+  6?: PodCidr;
 }
 
 /** The result of checking one node on its own; `ranges` feed the cross-node overlap check. */
@@ -53,34 +52,22 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])
 const MAX_NODE_NAME = 253;
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 
-// As [first, last] values from ip-num: comparing bigints is much cheaper than ip-num's containment checks.
-// Built on first use: parsing them with ip-num at load time cost ~10 ms of every start.
-let notUnicast: { 4: { first: bigint; last: bigint }[]; 6: { first: bigint; last: bigint }[] } | undefined;
-function notUnicast4Or6(family: 4 | 6): { first: bigint; last: bigint }[] {
+// As [first, last] values: comparing bigints is much cheaper than ip-num's containment checks. Built on first
+// use: parsing the IPv6 ones with ip-num at load time cost ~10 ms of every start.
+let notUnicast: { 4: PodCidr[]; 6: PodCidr[] } | undefined;
+function notUnicast4Or6(family: 4 | 6): PodCidr[] {
   notUnicast ??= {
-    4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => bounds(IPv4CidrRange.fromCidr(c))),
-    6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => bounds(IPv6CidrRange.fromCidr(c))),
+    4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => podCidr(c)!),
+    6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => podCidr(c)!),
   };
   return notUnicast[family];
-}
-
-function bounds(range: IPv4CidrRange | IPv6CidrRange): { first: bigint; last: bigint } {
-  return { first: range.getFirst().getValue(), last: range.getLast().getValue() };
-}
-
-const NETWORK_BOUNDS = new WeakMap<Cidr, { first: bigint; last: bigint }>();
-
-function networkBounds(network: Cidr): { first: bigint; last: bigint } {
-  let known = NETWORK_BOUNDS.get(network);
-  if (!known) NETWORK_BOUNDS.set(network, (known = bounds(network.range)));
-  return known;
 }
 
 export function parseClusterNetworks(config: NetworkConfig): ClusterNetworks {
   const networks: ClusterNetworks = {};
   for (const text of [config.network, config.ipv6Network]) {
     if (text === undefined) continue;
-    const cidr = parseCidr(text);
+    const cidr = podCidr(text);
     if (!cidr) throw new TypeError(`Invalid network config: ${JSON.stringify(text)} is not a CIDR`);
     networks[cidr.family] = cidr;
   }
@@ -166,15 +153,14 @@ function checkPodCidrs(podCidrs: readonly string[], networks: ClusterNetworks): 
       ignored.push(range.cidr);
       continue;
     }
-    const outer = networkBounds(network);
-    if (range.first < outer.first || range.last > outer.last) return `pod CIDR ${range.cidr} is outside the cluster network ${network.network}`;
+    if (range.first < network.first || range.last > network.last) return `pod CIDR ${range.cidr} is outside the cluster network ${network.cidr}`;
     ranges.push(range);
   }
   if (ranges.length === 0) {
     const families = Object.keys(networks).map((f) => `IPv${f}`).join(" and ");
     return `no pod CIDR of the cluster's families (${families}): ${ignored.join(", ")}`;
   }
-  return ranges.length > 1 ? ranges.sort((a, b) => a.family - b.family) : ranges;
+  return ranges.sort((a, b) => a.family - b.family);
 }
 
 /**

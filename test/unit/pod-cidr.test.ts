@@ -1,6 +1,7 @@
 // The agent's cached, arithmetic pod CIDR parsing must read every text exactly as cni/spec/addresses (ip-num) does.
 import { describe, expect, it } from "vitest";
 import { IPv4 } from "ip-num";
+import { containsAddress } from "../../agent/backends";
 import { dottedQuad, familyOfValidIp, podCidr, podCidrsOf } from "../../agent/pod-cidr";
 import { parsePublicIp } from "../../agent/sources/validate";
 import { networkAddress, parseCidr } from "../../cni/spec/addresses";
@@ -64,5 +65,20 @@ describe("parsePublicIp", () => {
     }
     expect(parsePublicIp("FD00::0001")).toBe("fd00::1");
     expect(parsePublicIp("fe80::1")).toBeUndefined();
+  });
+});
+
+describe("containsAddress (host-gw: is the peer on a subnet of the underlay?)", () => {
+  it("compares by family and bounds, and refuses what is not an address", () => {
+    expect(containsAddress("192.168.1.0/24", "192.168.1.7")).toBe(true);
+    expect(containsAddress("192.168.1.0/24", "192.168.1.0")).toBe(true);
+    expect(containsAddress("192.168.1.0/24", "192.168.1.255")).toBe(true);
+    expect(containsAddress("192.168.1.0/24", "192.168.2.1")).toBe(false);
+    expect(containsAddress("fd00:1::/64", "fd00:1::9")).toBe(true);
+    expect(containsAddress("fd00:1::/64", "fd00:2::9")).toBe(false);
+    expect(containsAddress("0.0.0.0/0", "::1")).toBe(false);
+    expect(containsAddress("::/0", "10.0.0.1")).toBe(false);
+    for (const ip of ["192.168.1.7/24", "192.168.1.07", "fe80::1%eth0", "", "garbage"]) expect(containsAddress("0.0.0.0/0", ip), ip).toBe(false);
+    expect(containsAddress("not a subnet", "192.168.1.7")).toBe(false);
   });
 });
