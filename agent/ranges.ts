@@ -10,6 +10,21 @@ export interface AddressRange {
   last: bigint;
 }
 
+/**
+ * Whether no two of `ranges` overlap. One sort, O(n log n): a node list without conflicts (the usual case) then
+ * needs no check node by node. Sorted by start, disjoint ranges each end before the next starts, so comparing
+ * neighbours is enough.
+ */
+export function allDisjoint(ranges: readonly AddressRange[]): boolean {
+  for (const family of [4, 6] as const) {
+    const sorted = ranges.filter((r) => r.family === family).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i]!.first <= sorted[i - 1]!.last) return false;
+    }
+  }
+  return true;
+}
+
 export class DisjointRanges {
   readonly #taken: Record<IpFamily, { range: AddressRange; owner: string }[]> = { 4: [], 6: [] };
 

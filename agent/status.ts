@@ -85,9 +85,9 @@ export function renderStatus(state: AgentState): string {
   out.push(rows.length === 0 ? "peers: none" : table(["PEER", "STATUS", "POD CIDRS", "PUBLIC IP", "VTEP MAC", "RTT", "LOSS", "NOTE"], rows));
   out.push("");
   const rc = state.reconcile;
-  out.push(`reconcile: ${rc.runs} runs, ${rc.runsWithErrors} with errors; objects: ${state.kernel.routes} routes, ${state.kernel.neighbours} neighbours, ${state.kernel.fdb} fdb`);
+  out.push(`reconcile: ${rc.runs} runs (${rc.fullRuns} full), ${rc.runsWithErrors} with errors; objects: ${state.kernel.routes} routes, ${state.kernel.neighbours} neighbours, ${state.kernel.fdb} fdb`);
   if (rc.lastRun) {
-    out.push(`last run: ${rc.lastRun.at} (${rc.lastRun.trigger}, ${rc.lastRun.durationMs} ms): ${rc.lastRun.operations} operations, ${rc.lastRun.failed} errors`);
+    out.push(`last run: ${rc.lastRun.at} (${rc.lastRun.trigger}, ${rc.lastRun.mode}, ${rc.lastRun.durationMs} ms): ${rc.lastRun.operations} operations, ${rc.lastRun.failed} errors`);
     for (const op of rc.lastRun.planned.slice(0, 20)) out.push(`  ${op}`);
     if (rc.lastRun.operations > 20) out.push(`  … ${rc.lastRun.operations - 20} more`);
   }

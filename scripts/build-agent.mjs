@@ -60,7 +60,8 @@ const protoTarget = path.join(dist, "proto");
 fs.rmSync(protoTarget, { recursive: true, force: true });
 fs.cpSync(protoSource, protoTarget, { recursive: true });
 
-// The launcher finds the pinned Node: $WEFT_NODE, else node_modules beside dist/ (a checkout), else `node` on PATH.
+// The launcher finds the pinned Node: $WEFT_NODE, else node_modules beside dist/ (a checkout), else `node` on PATH
+// (the image: /usr/local/bin/node, with the launcher at /opt/weft/weft-agent beside agent/).
 const launcher = path.join(dist, "weft-agent");
 fs.writeFileSync(
   `${launcher}.tmp`,
@@ -76,9 +77,10 @@ node=\${WEFT_NODE:-}
 export NODE_COMPILE_CACHE
 # Two malloc arenas, not glibc's 8 per core for Node's threads: ~10 MB less RSS at 5,000 nodes.
 export MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-2}
-# A small young generation: at 5,000 nodes it keeps V8's heap about 35 MB smaller (docs/benchmarks.md, agent
-# scale). (--optimize-for-size saved little more and made a churn run ~30% slower.)
-exec "$node" --max-semi-space-size=1 "$here/agent/weft-agent.mjs" "$@"
+# V8's heap at 5,000 nodes (docs/benchmarks.md, agent scale): a small young generation (~35 MB less), freed
+# pages returned to the system rather than pooled (~10 MB), and gc() for the agent to collect after runs over
+# thousands of nodes (~15 MB). (--optimize-for-size saved little more and made a churn run ~30% slower.)
+exec "$node" --max-semi-space-size=1 --no-memory-pool --expose-gc "$here/agent/weft-agent.mjs" "$@"
 `,
   { mode: 0o755 },
 );

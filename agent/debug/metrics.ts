@@ -43,6 +43,7 @@ export function renderMetrics(state: AgentState, durations: DurationHistogram): 
     { labels: { status: "rejected" }, value: byStatus("rejected") },
   ]);
   counter("weft_reconcile_runs_total", "Reconcile runs since start.", [{ value: state.reconcile.runs }]);
+  counter("weft_reconcile_full_runs_total", "Reconcile runs that read and compared the whole kernel state (start, resyncs, after an error).", [{ value: state.reconcile.fullRuns }]);
   counter("weft_reconcile_errors_total", "Reconcile runs in which at least one operation failed.", [{ value: state.reconcile.runsWithErrors }]);
   counter("weft_reconcile_operations_total", "Kernel operations applied, by kind.", Object.entries(state.reconcile.opsApplied).map(([kind, value]) => ({ labels: { kind }, value })));
   const buckets = DURATION_BUCKETS.map((le, i) => ({ labels: { le: String(le) }, value: durations.counts[i]!, suffix: "_bucket" }));

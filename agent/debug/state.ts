@@ -19,7 +19,11 @@ export interface PeerState {
 export interface ReconcileRun {
   at: string;
   trigger: string;
+  /** full: the kernel was read (dumped) and compared; incremental: only the node list's change was applied. */
+  mode: "full" | "incremental";
   durationMs: number;
+  /** Where the run's time went: the desired state, the plan (with the kernel dump of a full run), applying it. */
+  phasesMs: { desired: number; plan: number; apply: number };
   /** How many operations the run planned (0 when the kernel matched) and how many of them failed. */
   operations: number;
   failed: number;
@@ -51,6 +55,8 @@ export interface AgentState {
   kernel: { routes: number; neighbours: number; fdb: number; vtep: string | undefined };
   reconcile: {
     runs: number;
+    /** Runs that read the whole kernel state (start, resyncs, after an error); the others were incremental. */
+    fullRuns: number;
     runsWithErrors: number;
     opsApplied: Record<string, number>;
     lastRun?: ReconcileRun;

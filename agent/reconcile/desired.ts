@@ -4,9 +4,9 @@
 // sorts first wins, so that every agent of the cluster resolves it the same way.
 import type { PeerNode } from "../model";
 import { DEFAULT_BRIDGE } from "../../cni/config";
-import { podCidrsOf } from "../pod-cidr";
-import { DisjointRanges } from "../ranges";
-import type { Backend, LocalNode } from "./backend";
+import { podCidr, podCidrsOf, type PodCidr } from "../pod-cidr";
+import { allDisjoint, DisjointRanges } from "../ranges";
+import type { Backend, LocalNode, PeerObjects } from "./backend";
 import type { DesiredState } from "./state";
 
 export { DEFAULT_BRIDGE };
@@ -14,6 +14,39 @@ export { DEFAULT_BRIDGE };
 export interface DesiredStateOptions {
   /** The CNI bridge whose MTU to keep at the backend's; default "cni0". */
   bridge?: string;
+  /** Keeps each unchanged node's objects from one run to the next (the agent holds one). */
+  cache?: PeerObjectsCache;
+}
+
+/**
+ * Each remote node's objects, kept between runs. The sources' PeerNode records are immutable and stay the same
+ * object while the node is unchanged, so the same record gets the same objects back: no work for the 4,500
+ * unchanged nodes of a 5,000-node list, and planChanges tells them apart by identity. Everything is forgotten
+ * when the backend or anything of this node the backends read (public IP, pod CIDRs, underlay) changes.
+ */
+export class PeerObjectsCache {
+  #backend: Backend | undefined;
+  #local = "";
+  #objects = new WeakMap<object, PeerObjects>();
+
+  /** The lookup for one run. */
+  forRun(backend: Backend, local: LocalNode): (peer: PeerNode) => PeerObjects {
+    const key = JSON.stringify([local.node.publicIp, local.node.podCidrs, local.underlay]);
+    if (backend !== this.#backend || key !== this.#local) {
+      this.#backend = backend;
+      this.#local = key;
+      this.#objects = new WeakMap();
+    }
+    const objects = this.#objects;
+    return (peer) => {
+      let found = objects.get(peer);
+      if (found === undefined) {
+        found = backend.peer(local, peer);
+        objects.set(peer, found);
+      }
+      return found;
+    };
+  }
 }
 
 export function desiredState(backend: Backend, local: LocalNode, peers: readonly PeerNode[], options: DesiredStateOptions = {}): DesiredState {
@@ -23,44 +56,73 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
     neighbours: [],
     fdb: [],
     routes: [],
+    byNode: new Map(),
     skipped: [],
   };
+  const objectsOf = options.cache?.forRun(backend, local) ?? ((peer: PeerNode) => backend.peer(local, peer));
   if (vtep) state.vtep = vtep;
 
-  const taken = new DisjointRanges();
-  for (const range of podCidrsOf(local.node)) taken.add(range, local.node.name);
-  const publicIps = new Map<string, string>([[local.node.publicIp, local.node.name]]);
-  const macs = new Map<string, string>(vtep ? [[vtep.mac, local.node.name]] : []);
+  const localName = local.node.name;
+  const sorted = isSortedByName(peers) ? peers : [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Node by node overlap checks only when some pod CIDRs overlap at all (the sources reject most such nodes).
+  const localRanges = podCidrsOf(local.node);
+  const everyRange = [...localRanges];
+  for (const peer of sorted) {
+    if (peer.name === localName) continue;
+    for (const text of peer.podCidrs) {
+      const range = podCidr(text);
+      if (range) everyRange.push(range);
+    }
+  }
+  const taken = allDisjoint(everyRange) ? undefined : new DisjointRanges();
+  if (taken) for (const range of localRanges) taken.add(range, localName);
+  const publicIps = new Map<string, string>([[local.node.publicIp, localName]]);
+  const macs = new Map<string, string>(vtep ? [[vtep.mac, localName]] : []);
 
-  for (const peer of [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (peer.name === local.node.name) continue;
-    const skip = (reason: string) => state.skipped.push({ name: peer.name, reason });
-    const ipOwner = publicIps.get(peer.publicIp);
-    if (ipOwner !== undefined) {
-      skip(`public IP ${peer.publicIp} is also node ${ipOwner}'s`);
+  for (const peer of sorted) {
+    if (peer.name === localName) continue;
+    const ranges = taken ? podCidrsOf(peer) : undefined;
+    const objects = objectsOf(peer);
+    const reason = conflictOf(peer, objects, publicIps, ranges && taken ? { ranges, taken } : undefined, macs);
+    if (reason !== undefined) {
+      state.skipped.push({ name: peer.name, reason });
       continue;
     }
-    const ranges = podCidrsOf(peer);
-    const overlap = ranges.map((range) => taken.overlap(range)).find((found) => found !== undefined);
-    if (overlap) {
-      skip(`pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.cidr}`);
-      continue;
-    }
-    const objects = backend.peer(local, peer);
-    const macOwner = objects.fdb.map((entry) => macs.get(entry.mac)).find((owner) => owner !== undefined);
-    if (macOwner !== undefined) {
-      skip(`VTEP MAC ${peer.vtepMac} is also node ${macOwner}'s`);
-      continue;
-    }
-    if (objects.skipped) skip(objects.skipped);
+    if (objects.skipped) state.skipped.push({ name: peer.name, reason: objects.skipped });
     if (objects.routes.length === 0) continue;
     publicIps.set(peer.publicIp, peer.name);
-    for (const range of ranges) taken.add(range, peer.name);
+    if (ranges && taken) for (const range of ranges) taken.add(range, peer.name);
     for (const entry of objects.fdb) macs.set(entry.mac, peer.name);
-    state.neighbours.push(...objects.neighbours);
-    state.fdb.push(...objects.fdb);
-    state.routes.push(...objects.routes);
+    state.byNode.set(peer.name, objects);
+    for (const neighbour of objects.neighbours) state.neighbours.push(neighbour);
+    for (const entry of objects.fdb) state.fdb.push(entry);
+    for (const route of objects.routes) state.routes.push(route);
   }
   return state;
 }
 
+
+/** Why `peer` conflicts with a node already accepted (the local node, or one whose name sorts first). */
+function conflictOf(
+  peer: PeerNode, objects: PeerObjects, publicIps: Map<string, string>, overlapping: { ranges: PodCidr[]; taken: DisjointRanges } | undefined,
+  macs: Map<string, string>,
+): string | undefined {
+  const ipOwner = publicIps.get(peer.publicIp);
+  if (ipOwner !== undefined) return `public IP ${peer.publicIp} is also node ${ipOwner}'s`;
+  if (overlapping) {
+    for (const range of overlapping.ranges) {
+      const found = overlapping.taken.overlap(range);
+      if (found) return `pod CIDR ${peer.podCidrs.join(",")} overlaps node ${found.owner}'s ${found.cidr}`;
+    }
+  }
+  for (const entry of objects.fdb) {
+    const macOwner = macs.get(entry.mac);
+    if (macOwner !== undefined) return `VTEP MAC ${peer.vtepMac} is also node ${macOwner}'s`;
+  }
+  return undefined;
+}
+
+function isSortedByName(peers: readonly PeerNode[]): boolean {
+  for (let i = 1; i < peers.length; i++) if (peers[i - 1]!.name > peers[i]!.name) return false;
+  return true;
+}

@@ -13,12 +13,13 @@ import type { DesiredState, Op } from "./state";
 
 export { apply, ApplyError, type ApplyResult } from "./apply";
 export type { Backend, LocalNode, PeerObjects, Underlay } from "./backend";
-export { DEFAULT_BRIDGE, desiredState, type DesiredStateOptions } from "./desired";
+export { DEFAULT_BRIDGE, desiredState, PeerObjectsCache, type DesiredStateOptions } from "./desired";
 export { observe, type ObserveOptions } from "./observe";
 export { plan } from "./plan";
+export { planChanges } from "./plan-changes";
 export {
   describeOp, OP_ORDER, sortOps, type DesiredFdb, type DesiredNeighbour, type DesiredRoute, type DesiredState,
-  type ObservedLink, type ObservedState, type Op, type OpKind, type SkippedNode, type VtepSpec,
+  type NodeObjects, type ObservedLink, type ObservedState, type Op, type OpKind, type SkippedNode, type VtepSpec,
 } from "./state";
 export { findUnderlay, UnderlayError } from "./underlay";
 

@@ -53,6 +53,16 @@ export interface DesiredRoute {
   onlink: boolean;
 }
 
+/**
+ * One remote node's objects in a desired state. desiredState hands out the same object run after run while the
+ * node is unchanged (PeerObjectsCache): read-only, and its identity means "this node did not change".
+ */
+export interface NodeObjects {
+  readonly neighbours: readonly DesiredNeighbour[];
+  readonly fdb: readonly DesiredFdb[];
+  readonly routes: readonly DesiredRoute[];
+}
+
 export interface SkippedNode {
   name: string;
   reason: string;
@@ -65,6 +75,8 @@ export interface DesiredState {
   neighbours: DesiredNeighbour[];
   fdb: DesiredFdb[];
   routes: DesiredRoute[];
+  /** The objects above by remote node (the programmed ones, in name order): what planChanges compares. */
+  byNode: Map<string, NodeObjects>;
   /** Remote nodes (or some of their pod CIDRs) that get no objects, and why: shown in the debug state. */
   skipped: SkippedNode[];
 }

@@ -7,14 +7,14 @@
 //     ]
 //   }
 //
-// Unknown keys are ignored. The file is watched through its directory (so that both an in-place write and the
-// usual write-to-temp-and-rename are seen) and also re-read every `pollIntervalMs`, because inotify misses
-// changes on some filesystems (NFS, some ConfigMap volume updates). A file that is missing or not valid JSON
+// Unknown keys are ignored. The file is watched through its directory (so that an in-place write, the usual
+// write-to-temp-and-rename and a ConfigMap volume's update are all seen) and also re-read every `pollIntervalMs`,
+// because inotify misses changes on some filesystems (NFS). A file that is missing or not valid JSON
 // is an error: the last good list is kept. This node's entry gives its pod CIDRs; publishing is a no-op. An entry without
 // vtepMac gets one derived from its name (derivedVtepMac), which its own agent uses too.
 
 import { createHash } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
+import { existsSync, watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { log as rootLog, type Logger } from "../log";
@@ -63,6 +63,11 @@ function keyedByName(records: (NodeRecord | NodeRejection)[]): [string, NodeReco
 }
 
 const PARSE_RETRY_MS = 200;
+/**
+ * A ConfigMap volume replaces its files by pointing the `..data` link at a new directory: the file's own name sees
+ * no event, `..data` does.
+ */
+const CONFIGMAP_DATA = "..data";
 
 export interface FileSourceOptions {
   /** The cluster network: pod CIDRs outside it are rejected. */
@@ -73,8 +78,8 @@ export interface FileSourceOptions {
   pollIntervalMs?: number;
   /**
    * Wait this long after a change notification before reading, so that a burst of writes is read once. Default
-   * 10 ms. A file that is not valid JSON right after a change is read again PARSE_RETRY_MS later before it counts
-   * as an error (an in-place write caught half-way).
+   * 10 ms. A file renamed into place is read at once. A file that is not valid JSON right after a change is read
+   * again PARSE_RETRY_MS later before it counts as an error (an in-place write caught half-way).
    */
   debounceMs?: number;
   /** Default: the agent's logger with {source: "file"}. */
@@ -208,8 +213,12 @@ export class FileSource implements NodeSource {
     const directory = path.dirname(this.#path);
     const name = path.basename(this.#path);
     try {
-      this.#watcher = watch(directory, { persistent: false }, (_event, changed) => {
-        if (changed === null || changed === name) this.#scheduleRead();
+      this.#watcher = watch(directory, { persistent: false }, (event, changed) => {
+        if (changed !== null && changed !== name && changed !== CONFIGMAP_DATA) return;
+        // A file renamed into place is complete (the atomic way to replace it): read it now. A write in place is
+        // a burst of "change" events, and so may be a delete-and-create: read once they stop.
+        if (event === "rename" && changed === name && existsSync(this.#path)) void this.#read();
+        else this.#scheduleRead();
       });
       this.#watcher.on("error", (error) => {
         this.#log.warn("Cannot watch the node file's directory; polling only", { error });

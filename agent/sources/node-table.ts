@@ -44,6 +44,30 @@ function sameRecord(a: NodeRecord | NodeRejection, b: NodeRecord | NodeRejection
   return true;
 }
 
+/**
+ * Whether two snapshots say the same. Nodes are compared by identity first: the table keeps the record of an
+ * unchanged node, so a re-read of 5,000 unchanged nodes compares 5,000 pointers.
+ */
+function sameSnapshot(a: NodeSnapshot, b: NodeSnapshot): boolean {
+  if (a === b) return true;
+  if (a.synced !== b.synced || a.error !== b.error || a.nodes.length !== b.nodes.length || a.rejected.length !== b.rejected.length) return false;
+  for (let i = 0; i < a.nodes.length; i++) {
+    const x = a.nodes[i]!;
+    const y = b.nodes[i]!;
+    if (x !== y && !(x.name === y.name && x.publicIp === y.publicIp && x.vtepMac === y.vtepMac && sameStrings(x.podCidrs, y.podCidrs))) return false;
+  }
+  for (let i = 0; i < a.rejected.length; i++) {
+    if (a.rejected[i]!.name !== b.rejected[i]!.name || a.rejected[i]!.reason !== b.rejected[i]!.reason) return false;
+  }
+  return true;
+}
+
+function sameStrings(x: readonly string[], y: readonly string[]): boolean {
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
 export class NodeTable {
   readonly #networks: ClusterNetworks;
   readonly #log: Logger;
@@ -56,8 +80,7 @@ export class NodeTable {
   #dirty = true;
   #current: NodeSnapshot = deepFreeze({ synced: false, nodes: [], rejected: [] });
   /** What the listener last saw; the empty unsynced snapshot is not worth a call. */
-  #published = JSON.stringify({ synced: false, nodes: [], rejected: [] });
-  #publishedSnapshot: NodeSnapshot | undefined;
+  #published: NodeSnapshot = this.#current;
   #scheduled: NodeJS.Immediate | undefined;
   #loggedRejections = new Map<string, string>();
   #closed = false;
@@ -220,11 +243,8 @@ export class NodeTable {
   #publish(): void {
     const snapshot = this.snapshot();
     for (const waiter of [...this.#waiters]) waiter();
-    if (!this.#listener || snapshot === this.#publishedSnapshot) return;
-    this.#publishedSnapshot = snapshot;
-    const text = JSON.stringify(snapshot);
-    if (text === this.#published) return;
-    this.#published = text;
+    if (!this.#listener || sameSnapshot(snapshot, this.#published)) return;
+    this.#published = snapshot;
     try {
       this.#listener(snapshot);
     } catch (error) {

@@ -4,8 +4,8 @@
 // `ip -batch` + `bridge -batch` applying the same objects (VTEP, then per node one neighbour, one FDB entry and one
 // route) in a fresh namespace, on the same machine, in the same run.
 //
-//   node_modules/.bin/node scripts/bench/agent-scale.mjs [--nodes 100,1000,5000] [--churn 0.1] [--detect log|kernel]
-//                                                        [--cpu-prof DIR]
+//   node_modules/.bin/node scripts/bench/agent-scale.mjs [--nodes 100,1000,5000] [--churn 0.1] [--rounds 5]
+//                                                        [--detect log|kernel] [--cpu-prof DIR]
 //
 // Each N gets its own throwaway node namespace `wft-bench-<id>-…` holding a veth pair as the underlay
 // (192.168.0.1/16, MTU 1500) and nothing else; the agent runs inside it (nsenter, then exec: the PID we hold is
@@ -30,6 +30,7 @@ and its memory, beside ip -batch/bridge -batch applying the same objects. Needs 
 Options:
   --nodes LIST      comma-separated remote node counts (default 100,1000,5000)
   --churn FRACTION  share of the nodes replaced by new ones (new names, CIDRs, MACs, IPs) (default 0.1)
+  --rounds N        churn rounds, back and forth between the two lists; the tables give the median (default 5)
   --detect MODE     log: the agent's "Reconciled" log line, then one kernel check (default)
                     kernel: poll the kernel's objects every 100 ms until they match
   --cpu-prof DIR    run the agent with --cpu-prof, write DIR/<N>/*.cpuprofile and print where its time went
@@ -57,12 +58,14 @@ function fail(message) {
   process.exit(2);
 }
 for (const arg of argv) {
-  if (arg.startsWith("--") && !["--nodes", "--churn", "--detect", "--cpu-prof", "--timeout", "--agent"].includes(arg)) fail(`unknown option ${arg} (see --help)`);
+  if (arg.startsWith("--") && !["--nodes", "--churn", "--rounds", "--detect", "--cpu-prof", "--timeout", "--agent"].includes(arg)) fail(`unknown option ${arg} (see --help)`);
 }
 const SIZES = option("nodes", "100,1000,5000").split(",").map((s) => Number(s.trim()));
 if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 50_000)) fail("--nodes: integers from 1 to 50000");
 const CHURN = Number(option("churn", "0.1"));
 if (!(CHURN > 0 && CHURN <= 1)) fail("--churn: a fraction in (0, 1]");
+const ROUNDS = Number(option("rounds", "5"));
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 100) fail("--rounds: an integer from 1 to 100");
 const DETECT = option("detect", "log");
 if (!["log", "kernel"].includes(DETECT)) fail("--detect: log or kernel");
 const CPU_PROF = option("cpu-prof", undefined);
@@ -271,6 +274,12 @@ async function waitForKernel(ns, expected, from, agent) {
   }
 }
 
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 const sleep = (delay) => new Promise((resolve) => setTimeout(resolve, delay));
 
 function memory(pid) {
@@ -343,14 +352,14 @@ async function converge(agent, ns, { fromLine, from, expected, what }) {
   elapsed ??= Number(hit.at - from) / 1e6;
   const problems = difference(kernelObjects(ns), expected);
   if (problems.length) throw new Error(`${what}: the agent reported convergence but the kernel differs: ${problems.join("; ")}`);
-  return { ms: elapsed, reconcileMs: hit.line.ms };
+  return { ms: elapsed, reconcileMs: hit.line.ms, phases: hit.line.phasesMs };
 }
 
 /**
  * Cold start, then churn, for one N. A phase that does not finish within --timeout, or an agent that dies, ends
  * that N's measurement: the result says so (and the memory at that moment), and the next N runs.
  */
-async function measureAgent(n, lists) {
+async function measureAgent(n, lists, afterRound = () => undefined) {
   const ns = addNodeNetns(`agent-${n}`);
   const dir = path.join(tmp, `agent-${n}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -365,17 +374,26 @@ async function measureAgent(n, lists) {
     const cold = await converge(agent, ns, { fromLine: 0, from: agent.started, expected: expectedObjects(lists.cold), what: `N=${n} cold` });
     result.cold = cold.ms;
     result.coldReconcileMs = cold.reconcileMs;
+    result.coldPhases = cold.phases;
     const starting = agent.lines.find((l) => l.line.msg === "Starting weft-agent");
     result.loadMs = starting ? Number(starting.at - agent.started) / 1e6 : NaN;
     result.afterCold = memory(agent.pid);
     await waitIdle(agent);
 
-    const fromLine = agent.lines.length;
-    writeNodeFile(nodeFile, lists.churned);
-    const churn = await converge(agent, ns, { fromLine, from: process.hrtime.bigint(), expected: expectedObjects(lists.churned), what: `N=${n} churn` });
-    result.churn = churn.ms;
-    result.churnReconcileMs = churn.reconcileMs;
-    await waitIdle(agent);
+    // Churn back and forth: the churned list, the cold one again, … — each a change of the same size.
+    const rounds = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const list = round % 2 === 0 ? lists.churned : lists.cold;
+      const fromLine = agent.lines.length;
+      writeNodeFile(nodeFile, list);
+      rounds.push(await converge(agent, ns, { fromLine, from: process.hrtime.bigint(), expected: expectedObjects(list), what: `N=${n} churn round ${round + 1}` }));
+      await waitIdle(agent);
+      afterRound(round);
+    }
+    result.churnRounds = rounds.map((r) => r.ms);
+    result.churn = median(rounds.map((r) => r.ms));
+    result.churnReconcileMs = median(rounds.map((r) => r.reconcileMs));
+    result.churnPhases = Object.fromEntries(["desired", "plan", "apply"].map((phase) => [phase, median(rounds.map((r) => r.phases?.[phase] ?? NaN))]));
     result.afterChurn = memory(agent.pid);
     result.status = statusMs(ns, dir);
   } catch (error) {
@@ -412,6 +430,7 @@ function timeBatches(ns, batches) {
   return ms(started);
 }
 
+/** The cold batch now; churn rounds later, one after each of the agent's (same machine conditions for both). */
 function measureBatch(n, lists) {
   const ns = addNodeNetns(`batch-${n}`);
   const cold = timeBatches(ns, [
@@ -426,18 +445,22 @@ function measureBatch(n, lists) {
   ]);
   const coldProblems = difference(kernelObjects(ns), expectedObjects(lists.cold));
   if (coldProblems.length) throw new Error(`ip -batch N=${n}: ${coldProblems.join("; ")}`);
-  const churn = timeBatches(ns, [
-    ["ip", [
-      ...lists.added.map((node) => neighLine("replace", node)),
-      ...lists.added.map((node) => routeLine("replace", node)),
-      ...lists.removed.map((node) => routeLine("del", node)),
-      ...lists.removed.map((node) => neighLine("del", node)),
-    ]],
-    ["bridge", [...lists.added.map((node) => fdbLine("replace", node)), ...lists.removed.map((node) => fdbLine("del", node))]],
-  ]);
-  const churnProblems = difference(kernelObjects(ns), expectedObjects(lists.churned));
-  if (churnProblems.length) throw new Error(`ip -batch churn N=${n}: ${churnProblems.join("; ")}`);
-  return { cold, churn };
+  const rounds = [];
+  const churnRound = (round) => {
+    const [added, removed, list] = round % 2 === 0 ? [lists.added, lists.removed, lists.churned] : [lists.removed, lists.added, lists.cold];
+    rounds.push(timeBatches(ns, [
+      ["ip", [
+        ...added.map((node) => neighLine("replace", node)),
+        ...added.map((node) => routeLine("replace", node)),
+        ...removed.map((node) => routeLine("del", node)),
+        ...removed.map((node) => neighLine("del", node)),
+      ]],
+      ["bridge", [...added.map((node) => fdbLine("replace", node)), ...removed.map((node) => fdbLine("del", node))]],
+    ]));
+    const churnProblems = difference(kernelObjects(ns), expectedObjects(list));
+    if (churnProblems.length) throw new Error(`ip -batch churn N=${n} round ${round + 1}: ${churnProblems.join("; ")}`);
+  };
+  return { cold, churnRound, churnRounds: rounds, get churn() { return median(rounds); } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -518,7 +541,9 @@ async function main() {
   for (const n of SIZES) {
     const lists = nodeLists(n);
     const batch = measureBatch(n, lists);
-    const agent = await measureAgent(n, lists);
+    const agent = await measureAgent(n, lists, batch.churnRound);
+    // Rounds the agent did not reach (a timeout) are still measured for ip -batch.
+    for (let round = batch.churnRounds.length; round < ROUNDS; round++) batch.churnRound(round);
     results.push({ n, replaced: lists.added.length, batch, agent });
     for (const name of namespaces.splice(0)) spawnSync("ip", ["netns", "del", name]);
     process.stderr.write(`N=${n}: weft cold ${agent.cold?.toFixed(0)} ms, churn ${agent.churn?.toFixed(0)} ms${agent.timedOut ? " (timed out)" : ""}${agent.died ? ` (died: ${agent.died})` : ""}; ip -batch cold ${batch.cold.toFixed(0)} ms, churn ${batch.churn.toFixed(0)} ms\n`);
@@ -543,20 +568,29 @@ async function main() {
     return `${f0(m.rss)} (${f0(m.hwm)})${agent.afterChurn ? "" : agent.atTimeout ? " at the timeout" : " after cold start"}`;
   };
   const detail = (value, digits = 0) => (value === undefined ? "" : value.toFixed(digits));
+  // The run's duration, then its phases: desired state / plan (a full run's includes the kernel dump) / apply.
+  const run = (ms, phases) => (ms === undefined ? "" : `${ms.toFixed(1)}${phases ? ` (${[phases.desired, phases.plan, phases.apply].map((x) => x.toFixed(1)).join(" / ")})` : ""}`);
   const lines = [
-    `Agent scale — vxlan, file source, detection: ${DETECT === "log" ? "the agent's \"Reconciled\" log line, then the kernel checked" : "the kernel polled every 100 ms"}, churn ${Math.round(CHURN * 100)}%; ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
+    `Agent scale — vxlan, file source, detection: ${DETECT === "log" ? "the agent's \"Reconciled\" log line, then the kernel checked" : "the kernel polled every 100 ms"}, churn ${Math.round(CHURN * 100)}% (median of ${ROUNDS} rounds); ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
     "",
     "| remote nodes (kernel objects) | weft cold ms | ip -batch cold ms | ratio | weft churn ms | ip -batch churn ms | ratio | weft RSS MB (peak) |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...results.map(({ n, batch, agent }) =>
       `| ${n.toLocaleString("en")} (${(3 * n).toLocaleString("en")}) | ${time(agent, "cold")} | ${f0(batch.cold)} | ${timeRatio(agent, "cold", batch.cold)} | ${time(agent, "churn")} | ${f0(batch.churn)} | ${timeRatio(agent, "churn", batch.churn)} | ${rss(agent)} |`),
     "",
-    "| remote nodes | process start → first log line ms | cold: the reconcile run ms | churn: the reconcile run ms | RSS after cold start MB | RSS at the end: anonymous + file-backed MB | `weft-agent status --json` ms |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    "| remote nodes | process start → first log line ms | cold: the reconcile run ms (desired / plan / apply) | churn: before the run ms | churn: the reconcile run ms (desired / plan / apply) | RSS after cold start MB | RSS at the end: anonymous + file-backed MB | `weft-agent status --json` ms |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...[{ n: 0, agent: baseline }, ...results].map(({ n, agent }) =>
-      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${detail(agent.coldReconcileMs, 1)} | ${detail(agent.churnReconcileMs, 1)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
+      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${run(agent.coldReconcileMs, agent.coldPhases)} | ${agent.churn === undefined ? "" : detail(agent.churn - agent.churnReconcileMs, 1)} | ${run(agent.churnReconcileMs, agent.churnPhases)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
     "",
-    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added → converged ${f0(baseline.churn)} ms (of which the file source's 10 ms debounce).`,
+    "",
+    "Churn rounds, ms, in the order run, each agent round followed by the same change through ip -batch (weft | ip -batch):",
+    ...results.map(({ n, batch, agent }) => {
+      const ratios = (agent.churnRounds ?? []).map((ms, i) => ms / batch.churnRounds[i]);
+      return `- ${n.toLocaleString("en")}: ${(agent.churnRounds ?? []).map(f0).join(", ")} | ${batch.churnRounds.map(f0).join(", ")}${ratios.length ? ` — round by round: median ${ratio(median(ratios), 1)}, ${ratio(Math.min(...ratios), 1)}–${ratio(Math.max(...ratios), 1)}` : ""}`;
+    }),
+    "",
+    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added or removed → converged ${f0(baseline.churn)} ms (median; of which the file source's 10 ms debounce).`,
   ];
   console.log(lines.join("\n"));
   if (CPU_PROF) {

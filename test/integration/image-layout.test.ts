@@ -55,8 +55,30 @@ describe("the image layout from dist/", () => {
     // The one other build-stage file is the stripped Node runtime; the launcher runs the bundle the COPY put there.
     expect(copies.flatMap((c) => c.sources).filter((s) => inDist(s) === undefined)).toEqual(["/src/node"]);
     const dockerfile = fs.readFileSync(path.join(root, "Dockerfile"), "utf8");
-    expect(dockerfile).toContain("exec /usr/local/bin/node --max-semi-space-size=1 /opt/weft/agent/weft-agent.mjs");
+    // The launcher is the one the build wrote, on PATH through a link.
+    expect(copies).toContainEqual({ sources: ["/src/dist/weft-agent"], destination: "/opt/weft/weft-agent" });
+    expect(dockerfile).toContain("ln -s /opt/weft/weft-agent /usr/local/bin/weft-agent");
     expect(dockerfile).toMatch(/^ENTRYPOINT \["weft-agent"\]$/m);
+  });
+
+  it("gives the build stage every local module the build scripts import", () => {
+    const text = fs.readFileSync(path.join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
+    const buildStage = text.slice(0, text.lastIndexOf("\nFROM "));
+    const copied = [...buildStage.matchAll(/^COPY\s+(.+)$/gm)].flatMap(([, rest]) => rest!.split(/\s+/).slice(0, -1));
+    const wanted = new Set<string>();
+    const visit = (file: string) => {
+      if (wanted.has(file)) return;
+      wanted.add(file);
+      const source = fs.readFileSync(path.join(root, file), "utf8");
+      for (const [, spec] of source.matchAll(/^import .* from "(\.{1,2}\/[^"]+)";$/gm)) visit(path.join(path.dirname(file), spec!));
+    };
+    const build = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).scripts.build as string;
+    for (const [, script] of build.matchAll(/node (scripts\/\S+\.mjs)/g)) visit(script!);
+    expect(wanted.size).toBeGreaterThanOrEqual(3);
+    for (const file of wanted) {
+      const covered = copied.some((c) => c === file || file.startsWith(`${c.replace(/\/$/, "")}/`));
+      expect(covered, `the build stage copies ${file}`).toBe(true);
+    }
   });
 
   it("runs the agent from the image's paths alone and prints this version", () => {
@@ -86,5 +108,21 @@ describe("the image layout from dist/", () => {
     const help = spawnSync(NODE, [bundle, "help"], { cwd: imageRoot, env, encoding: "utf8", timeout: 30_000 });
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toContain("install-cni");
+
+    // The launcher, through the link on PATH, with `node` on PATH as in the image (there /usr/local/bin/node).
+    const bin = path.join(imageRoot, "usr/local/bin");
+    fs.mkdirSync(bin, { recursive: true });
+    fs.symlinkSync(path.join(imageRoot, "opt/weft/weft-agent"), path.join(bin, "weft-agent"));
+    fs.symlinkSync(fs.realpathSync(NODE), path.join(bin, "node"));
+    const cache = path.join(imageRoot, "cache");
+    const launched = spawnSync("weft-agent", ["--version"], {
+      cwd: imageRoot, env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, WEFT_CACHE_DIR: cache }, encoding: "utf8", timeout: 30_000,
+    });
+    expect(launched.status, launched.stderr).toBe(0);
+    expect(launched.stdout).toBe(`weft-agent ${pkg.version}\n`);
+    // Its V8 flags are accepted by this Node, and the compile cache went where WEFT_CACHE_DIR says.
+    const launcher = fs.readFileSync(path.join(imageRoot, "opt/weft/weft-agent"), "utf8");
+    expect(launcher).toMatch(/^exec "\$node" --max-semi-space-size=1 --no-memory-pool --expose-gc "\$here\/agent\/weft-agent\.mjs" "\$@"$/m);
+    expect(fs.existsSync(path.join(cache, "agent"))).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
-// The file node source on a real filesystem: re-read on write-to-temp-and-rename and on in-place writes, the
+// The file node source on a real filesystem: re-read on write-to-temp-and-rename (at once), on in-place writes
+// (after the debounce) and on a ConfigMap volume's update, the
 // last good list kept while the file is garbage or missing, and this node's claim.
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -27,10 +28,12 @@ function nodeFile(nodes: unknown[]): string {
   return JSON.stringify({ nodes });
 }
 
-function setup(initial: string | undefined): { file: string; source: FileSource; seen: NodeSnapshot[]; start: () => Promise<void> } {
-  const file = path.join(dir, `nodes-${++counter}.json`);
+function setup(
+  initial: string | undefined, options: { debounceMs?: number; file?: string } = {},
+): { file: string; source: FileSource; seen: NodeSnapshot[]; start: () => Promise<void> } {
+  const file = options.file ?? path.join(dir, `nodes-${++counter}.json`);
   if (initial !== undefined) writeFileSync(file, initial);
-  const source = new FileSource({ network, path: file, debounceMs: 20, pollIntervalMs: 60_000 });
+  const source = new FileSource({ network, path: file, debounceMs: options.debounceMs ?? 20, pollIntervalMs: 60_000 });
   sources.push(source);
   const seen: NodeSnapshot[] = [];
   return { file, source, seen, start: () => source.start((snapshot) => seen.push(snapshot)) };
@@ -78,6 +81,39 @@ describe("file source", () => {
     await vi.waitFor(() => expect(names(source.snapshot())).toEqual(["node-2"]));
     // The listener is called after the current task; the snapshot is computed on demand, so wait for both to agree.
     await vi.waitFor(() => expect(seen.at(-1)).toEqual(source.snapshot()));
+  });
+
+  it("reads a file renamed into place at once, and waits out the debounce after an in-place write", async () => {
+    const { file, source, start } = setup(nodeFile([entry("node-1", 1)]), { debounceMs: 1_500 });
+    await start();
+    writeFileSync(`${file}.tmp`, nodeFile([entry("node-2", 2)]));
+    let from = performance.now();
+    renameSync(`${file}.tmp`, file);
+    await vi.waitFor(() => expect(names(source.snapshot())).toEqual(["node-2"]), { timeout: 1_000 });
+    expect(performance.now() - from).toBeLessThan(1_000);
+    from = performance.now();
+    writeFileSync(file, nodeFile([entry("node-3", 3)]));
+    await vi.waitFor(() => expect(names(source.snapshot())).toEqual(["node-3"]), { timeout: 5_000 });
+    expect(performance.now() - from).toBeGreaterThanOrEqual(1_400);
+  });
+
+  it("follows a ConfigMap volume's update (its ..data link swapped to a new directory)", async () => {
+    // The kubelet's layout: nodes.json → ..data/nodes.json, ..data → ..<timestamp>/, swapped by a rename.
+    const volume = mkdtempSync(path.join(dir, "configmap-"));
+    const version = (n: number, nodes: PeerNode[]) => {
+      mkdirSync(path.join(volume, `..v${n}`));
+      writeFileSync(path.join(volume, `..v${n}`, "nodes.json"), nodeFile(nodes));
+      symlinkSync(`..v${n}`, path.join(volume, "..data_tmp"));
+      renameSync(path.join(volume, "..data_tmp"), path.join(volume, "..data"));
+    };
+    version(1, [entry("node-1", 1)]);
+    symlinkSync("..data/nodes.json", path.join(volume, "nodes.json"));
+    const { source, start } = setup(undefined, { file: path.join(volume, "nodes.json") });
+    await start();
+    expect(names(source.snapshot())).toEqual(["node-1"]);
+    version(2, [entry("node-1", 1), entry("node-2", 2)]);
+    // Well before the 60 s poll: the watch saw ..data change.
+    await vi.waitFor(() => expect(names(source.snapshot())).toEqual(["node-1", "node-2"]), { timeout: 2_000 });
   });
 
   it("re-reads the file after an in-place write", async () => {

@@ -123,7 +123,7 @@ function sampleState(): AgentState {
       { name: "bad\"node", podCidrs: [], publicIp: "", status: "rejected", reason: "pod CIDR 10.9.0.0/24 is outside the network", objects: { routes: [], neighbours: [], fdb: [] }, probes: [] },
     ],
     kernel: { routes: 1, neighbours: 1, fdb: 1, vtep: "weft.1" },
-    reconcile: { runs: 7, runsWithErrors: 1, opsApplied: { "replace-route": 1 }, lastRun: { at: "t", trigger: "resync", durationMs: 1.5, operations: 0, failed: 0, planned: [], errors: [] }, recentErrors: [{ at: "t", error: "Cannot replace-route: EINVAL" }] },
+    reconcile: { runs: 7, fullRuns: 3, runsWithErrors: 1, opsApplied: { "replace-route": 1 }, lastRun: { at: "t", trigger: "resync", mode: "full", durationMs: 1.5, phasesMs: { desired: 0.5, plan: 0.5, apply: 0.5 }, operations: 0, failed: 0, planned: [], errors: [] }, recentErrors: [{ at: "t", error: "Cannot replace-route: EINVAL" }] },
     masq: { enabled: true, inPlace: true, problems: [], applied: 1, table: "inet weft" },
     files: { cniConfList: "/etc/cni/net.d/10-weft.conflist", subnetFile: "/run/weft/subnet.env", written: true, conflist: "{}" },
   };

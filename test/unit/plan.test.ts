@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { HostGwBackend, VxlanBackend } from "../../agent/backends";
 import type { PeerNode } from "../../agent/model";
 import {
-  desiredState, plan, sortOps, OP_ORDER, type DesiredState, type LocalNode, type ObservedState, type Op,
+  describeOp, desiredState, PeerObjectsCache, plan, planChanges, sortOps, OP_ORDER, type DesiredState, type LocalNode, type ObservedState, type Op,
 } from "../../agent/reconcile";
 import { WEFT_ROUTE_PROTOCOL } from "../../cni/marks";
 import { NUD_PERMANENT, NTF_SELF, RTPROT_KERNEL, RTPROT_STATIC, RT_TABLE_MAIN, RTN_UNICAST } from "../../native/netlink";
@@ -329,5 +329,100 @@ describe("sortOps", () => {
     expect(OP_ORDER.indexOf("replace-fdb")).toBeLessThan(OP_ORDER.indexOf("replace-route"));
     expect(OP_ORDER.indexOf("delete-route")).toBeLessThan(OP_ORDER.indexOf("delete-fdb"));
     expect(OP_ORDER.indexOf("delete-fdb")).toBeLessThan(OP_ORDER.indexOf("delete-neighbour"));
+  });
+});
+
+describe("planChanges", () => {
+  /** A small seeded generator (mulberry32): the random cases are the same on every run. */
+  function random(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const hex = (n: number) => n.toString(16).padStart(2, "0");
+  const asSet = (ops: Op[]) => ops.map((op) => JSON.stringify(op)).sort();
+
+  /**
+   * A node list changed at random: nodes leave and join, change MAC, public IP or pod CIDR — to a free one, to
+   * one a departed node had, or to an overlapping one (then desiredState skips it) — and unchanged nodes keep
+   * their record, as the sources keep them.
+   */
+  function evolve(nodes: PeerNode[], next: () => number, serial: { n: number }): PeerNode[] {
+    const out: PeerNode[] = [];
+    const freed: string[] = [];
+    for (const node of nodes) {
+      const r = next();
+      if (r < 0.1) freed.push(node.podCidrs[0]!);
+      else if (r < 0.15) out.push({ ...node, vtepMac: `02:cc:00:00:${hex(serial.n >> 8)}:${hex(serial.n++ & 255)}` });
+      else if (r < 0.2) out.push({ ...node, publicIp: `192.168.1.${1 + Math.floor(next() * 250)}` });
+      else if (r < 0.22) out.push({ ...node, podCidrs: [`10.244.${200 + Math.floor(next() * 50)}.0/24`] });
+      else out.push(node);
+    }
+    const joining = Math.floor(next() * 6);
+    for (let i = 0; i < joining; i++) {
+      const n = serial.n++;
+      const cidr = freed.pop() ?? `10.244.${2 + Math.floor(next() * 190)}.0/${next() < 0.1 ? 23 : 24}`;
+      out.push({ name: `node-${hex(n >> 8)}${hex(n & 255)}`, podCidrs: [cidr], publicIp: `192.168.1.${1 + Math.floor(next() * 250)}`, vtepMac: `02:dd:00:00:${hex(n >> 8)}:${hex(n & 255)}` });
+    }
+    return out.sort(() => next() - 0.5);
+  }
+
+  for (const [label, backend] of [["vxlan", vxlan], ["host-gw", new HostGwBackend()]] as const) {
+    it(`gives the same operations as plan() against the kernel, over 200 random changes (${label})`, () => {
+      const next = random(label === "vxlan" ? 7 : 11);
+      const serial = { n: 0 };
+      const cache = new PeerObjectsCache();
+      let nodes = evolve([], next, serial);
+      let previous = desiredState(backend, local, nodes, { cache });
+      let observed = converged(previous);
+      let changedSomething = 0;
+      for (let step = 0; step < 200; step++) {
+        nodes = evolve(nodes, next, serial);
+        const desired = desiredState(backend, local, nodes, { cache });
+        const ops = planChanges(previous, desired)!;
+        expect(asSet(ops)).toEqual(asSet(plan(desired, observed)));
+        expect(kinds(ops)).toEqual(kinds(sortOps(ops)));
+        observed = applyToObserved(observed, ops);
+        expect(plan(desired, observed)).toEqual([]);
+        if (ops.length > 0) changedSomething++;
+        previous = desired;
+      }
+      expect(changedSomething).toBeGreaterThan(150);
+    });
+  }
+
+  it("looks only at nodes whose objects changed: the same records with a cache plan nothing", () => {
+    const cache = new PeerObjectsCache();
+    const nodes = [nodeB, nodeC];
+    const previous = desiredState(vxlan, local, nodes, { cache });
+    const desired = desiredState(vxlan, local, [...nodes], { cache });
+    expect(desired.byNode.get("node-b")).toBe(previous.byNode.get("node-b"));
+    expect(planChanges(previous, desired)).toEqual([]);
+    // Without the cache every node looks changed, and the comparison by content still plans nothing.
+    expect(planChanges(desiredState(vxlan, local, nodes), desiredState(vxlan, local, nodes))).toEqual([]);
+  });
+
+  it("hands a departed node's pod CIDR to a new node without deleting its route (the same route in the kernel)", () => {
+    const cache = new PeerObjectsCache();
+    const previous = desiredState(vxlan, local, [nodeB, nodeC], { cache });
+    const heir: PeerNode = { name: "node-d", podCidrs: nodeC.podCidrs, publicIp: "192.168.1.4", vtepMac: "02:dd:00:00:00:04" };
+    const ops = planChanges(previous, desiredState(vxlan, local, [nodeB, heir], { cache }))!;
+    expect(ops.map((op) => describeOp(op))).toEqual([
+      "replace-neighbour 10.244.3.0 lladdr 02:dd:00:00:00:04 dev weft.1 (node-d)",
+      "replace-fdb 02:dd:00:00:00:04 dst 192.168.1.4 dev weft.1 (node-d)",
+      `delete-fdb ${MAC_C} dst 192.168.1.3 dev weft.1`,
+    ]);
+  });
+
+  it("declines when the local device or the bridge changed: that needs the kernel", () => {
+    const previous = desiredState(vxlan, local, [nodeB]);
+    expect(planChanges(previous, desiredState(new VxlanBackend({ mac: MAC_A, mtu: 1400 }), local, [nodeB]))).toBeUndefined();
+    expect(planChanges(previous, desiredState(new VxlanBackend({ mac: "02:aa:00:00:00:09" }), local, [nodeB]))).toBeUndefined();
+    expect(planChanges(previous, desiredState(vxlan, local, [nodeB], { bridge: "br-pods" }))).toBeUndefined();
   });
 });

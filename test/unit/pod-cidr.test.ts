@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { IPv4 } from "ip-num";
 import { containsAddress } from "../../agent/backends";
 import { dottedQuad, familyOfValidIp, podCidr, podCidrsOf } from "../../agent/pod-cidr";
+import { allDisjoint } from "../../agent/ranges";
 import { parsePublicIp } from "../../agent/sources/validate";
 import { networkAddress, parseCidr } from "../../cni/spec/addresses";
 
@@ -80,5 +81,26 @@ describe("containsAddress (host-gw: is the peer on a subnet of the underlay?)", 
     expect(containsAddress("::/0", "10.0.0.1")).toBe(false);
     for (const ip of ["192.168.1.7/24", "192.168.1.07", "fe80::1%eth0", "", "garbage"]) expect(containsAddress("0.0.0.0/0", ip), ip).toBe(false);
     expect(containsAddress("not a subnet", "192.168.1.7")).toBe(false);
+  });
+});
+
+describe("allDisjoint (the no-conflict fast path of the overlap checks)", () => {
+  it("agrees with comparing every pair, on 2,000 random lists of CIDRs of both families", () => {
+    let seed = 42;
+    const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const overlaps = (a: { first: bigint; last: bigint; family: number }, b: typeof a) => a.family === b.family && a.first <= b.last && b.first <= a.last;
+    let withOverlap = 0;
+    for (let list = 0; list < 2_000; list++) {
+      const ranges = Array.from({ length: 1 + Math.floor(next() * 12) }, () => {
+        const v6 = next() < 0.3;
+        const text = v6 ? `fd00:0:${Math.floor(next() * 8)}::/${48 + Math.floor(next() * 3) * 8}` : `10.${Math.floor(next() * 4)}.${Math.floor(next() * 8)}.0/${22 + Math.floor(next() * 3)}`;
+        return podCidr(text)!;
+      });
+      const pairwise = ranges.every((a, i) => ranges.every((b, j) => i === j || !overlaps(a, b)));
+      expect(allDisjoint(ranges), ranges.map((r) => r.cidr).join(" ")).toBe(pairwise);
+      if (!pairwise) withOverlap++;
+    }
+    expect(withOverlap).toBeGreaterThan(200);
+    expect(withOverlap).toBeLessThan(1_800);
   });
 });
