@@ -207,6 +207,11 @@ export class Agent {
       const node = nodeOf(op);
       if (node !== undefined) this.#lastChange.set(node, at);
     }
+    // Forget departed nodes (on full runs: the list of names may be long, and they happen every resync).
+    if (result.mode === "full" && this.#lastChange.size > snapshot.nodes.length) {
+      const known = new Set(snapshot.nodes.map((node) => node.name));
+      for (const name of this.#lastChange.keys()) if (!known.has(name)) this.#lastChange.delete(name);
+    }
     this.#runs++;
     this.#durations.observe(durationMs / 1000);
     if (result.errors.length > 0) {

@@ -374,6 +374,34 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
     expect(c.state().node.vtep?.mac).toBe(newerMac);
     await eventually(() => expect(unreachable(pods())).toEqual([]), 10_000, 300);
   }, 90_000);
+
+  it("applies a node list change from the difference alone, and reads the kernel at once when that fails", async () => {
+    const [a, , c] = cluster.nodes as [SimNode, SimNode, SimNode];
+    const listed = cluster.nodes.map((node) => entryOf(node, node === c ? { vtepMac: c.state().node.vtep!.mac } : {}));
+    // No resync on node-1 for a minute: what happens next is the node list changes' doing.
+    await a.stopAgent("SIGTERM");
+    a.startAgent([...agentArgs, "--resync-interval", "60s"]);
+    await a.waitReady((s) => programmed(s).length === 2);
+    const whole = a.kernelObjects();
+
+    writeNodes(nodeFile, listed.slice(0, 2));
+    await eventually(() => expect(a.kernelObjects().routes).toHaveLength(whole.routes.length - 1), 10_000, 100);
+    expect(a.state().reconcile.lastRun).toMatchObject({ trigger: "node list changed", mode: "incremental", failed: 0 });
+    const fullRuns = a.state().reconcile.fullRuns;
+
+    // The VTEP deleted by hand takes every object on it along. The next change's incremental run fails on the
+    // missing device, and a full run follows at once (not at the resync, a minute away) and puts it all back.
+    a.ns.exec(["ip", "link", "del", "weft.1"]);
+    writeNodes(nodeFile, listed);
+    await eventually(() => expect(a.kernelObjects()).toEqual(whole), 10_000, 100);
+    expect(a.agentLog()).toContain("An incremental reconcile failed; observing the kernel");
+    expect(a.state().reconcile).toMatchObject({ fullRuns: fullRuns + 1, lastRun: { trigger: "node list changed", mode: "full", failed: 0 } });
+    await eventually(() => expect(unreachable(pods())).toEqual([]), 10_000, 300);
+
+    await a.stopAgent("SIGTERM");
+    a.startAgent(agentArgs);
+    await settled();
+  }, 90_000);
 });
 
 describe("2 nodes, vxlan: weft-agent and a node configured by hand exactly as flannel does", () => {
