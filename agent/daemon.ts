@@ -128,7 +128,8 @@ export class Agent {
 
     this.#writeFiles();
     this.#masq.enabled = o.ipMasq;
-    await this.#syncMasq();
+    // nft runs in a process of its own: let it work while the start-up run programs the overlay.
+    const masqSynced = this.#syncMasq();
 
     if (o.network.backend.type === "vxlan" && o.probeIntervalMs > 0) {
       this.#prober = new OverlayProber({ intervalMs: o.probeIntervalMs, timeoutMs: o.probeTimeoutMs, logger: this.#log.with({ component: "probe" }) });
@@ -144,6 +145,8 @@ export class Agent {
     this.#snapshot = o.source.snapshot();
     this.#startRunBegun = true;
     await this.#runNow("start");
+    await masqSynced;
+    this.#markReadyOnce();
     this.#timer = setInterval(() => this.schedule("resync"), o.resyncIntervalMs);
     this.#prober?.start();
   }
@@ -234,12 +237,16 @@ export class Agent {
     this.#writeFiles();
     if (trigger === "resync") await this.#syncMasq();
     this.#prober?.setTargets(this.#probeTargets(desired));
-    if (!this.#markedReady && this.readiness().ready && this.#o.source.markReady) {
-      this.#markedReady = true;
-      this.#o.source.markReady(this.#o.nodeName, this.#lifetime.signal).catch((error: unknown) => {
-        if (!this.#lifetime.signal.aborted) this.#log.error("Cannot tell the cluster this node's network is up", { error });
-      });
-    }
+    this.#markReadyOnce();
+  }
+
+  /** Tells the source (kube: the node's NetworkUnavailable condition) once this node is first ready. */
+  #markReadyOnce(): void {
+    if (this.#markedReady || !this.readiness().ready || !this.#o.source.markReady) return;
+    this.#markedReady = true;
+    this.#o.source.markReady(this.#o.nodeName, this.#lifetime.signal).catch((error: unknown) => {
+      if (!this.#lifetime.signal.aborted) this.#log.error("Cannot tell the cluster this node's network is up", { error });
+    });
   }
 
   /**

@@ -590,7 +590,7 @@ async function main() {
       return `- ${n.toLocaleString("en")}: ${(agent.churnRounds ?? []).map(f0).join(", ")} | ${batch.churnRounds.map(f0).join(", ")}${ratios.length ? ` — round by round: median ${ratio(median(ratios), 1)}, ${ratio(Math.min(...ratios), 1)}–${ratio(Math.max(...ratios), 1)}` : ""}`;
     }),
     "",
-    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added or removed → converged ${f0(baseline.churn)} ms (median; of which the file source's 10 ms debounce).`,
+    `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added or removed → converged ${f0(baseline.churn)} ms (median).`,
   ];
   console.log(lines.join("\n"));
   if (CPU_PROF) {
