@@ -1,6 +1,8 @@
 // apply(sock, ops): executes a plan in OP_ORDER (see state.ts for why that order), one netlink request per
 // operation. A failed operation does not stop the others: it is returned with its error, and the next resync
-// plans it again. Deleting something that is already gone counts as done.
+// plans it again. Deleting something that is already gone counts as done. The remote nodes' objects (all but a
+// handful of a plan's operations) go through the socket's batch(): the kernel runs them in the same order, one by
+// one, but a few system calls carry thousands of them.
 import {
   addAddress, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour, deleteRoute, getLink, NetlinkError,
   replaceFdb, replaceNeighbour, replaceRoute, RT_TABLE_MAIN, setLink, type NetlinkSocket,
@@ -47,20 +49,50 @@ export function apply(sock: NetlinkSocket, ops: readonly Op[]): ApplyResult {
     return index;
   };
 
-  for (const op of sortOps(ops)) {
+  const done = (op: Op, error: unknown): void => {
+    if (error === undefined) {
+      result.applied.push(op);
+      return;
+    }
+    const gone =
+      op.kind.startsWith("delete-") &&
+      ((error instanceof NetlinkError && ALREADY_GONE.has(error.code)) || error instanceof MissingDeviceError);
+    if (gone) result.applied.push(op);
+    else result.errors.push(new ApplyError(op, error));
+  };
+  const runOne = (op: Op): void => {
     try {
       run(sock, op, indexOf, indexes);
-      result.applied.push(op);
+      done(op, undefined);
     } catch (error) {
-      const gone =
-        op.kind.startsWith("delete-") &&
-        ((error instanceof NetlinkError && ALREADY_GONE.has(error.code)) || error instanceof MissingDeviceError);
-      if (gone) result.applied.push(op);
-      else result.errors.push(new ApplyError(op, error));
+      done(op, error);
     }
-  }
+  };
+
+  const sorted = sortOps(ops);
+  let i = 0;
+  for (; i < sorted.length && !BATCHED.has(sorted[i]!.kind); i++) runOne(sorted[i]!);
+  // The remote nodes' objects, contiguous in OP_ORDER: each makes exactly one request, queued in the batch.
+  const batched: { op: Op; request: number; error?: unknown }[] = [];
+  const outcomes = sock.batch(() => {
+    for (; i < sorted.length && BATCHED.has(sorted[i]!.kind); i++) {
+      const op = sorted[i]!;
+      const request = sock.queued;
+      try {
+        run(sock, op, indexOf, indexes);
+        batched.push({ op, request });
+      } catch (error) {
+        batched.push({ op, request: -1, error }); // refused before reaching the kernel (e.g. no such device)
+      }
+    }
+  });
+  for (const { op, request, error } of batched) done(op, request < 0 ? error : outcomes[request]);
+  for (; i < sorted.length; i++) runOne(sorted[i]!);
   return result;
 }
+
+/** The kinds of operation that make one request each and are batched. */
+const BATCHED = new Set<Op["kind"]>(["replace-neighbour", "replace-fdb", "replace-route", "delete-route", "delete-fdb", "delete-neighbour"]);
 
 function run(sock: NetlinkSocket, op: Op, indexOf: (name: string) => number, indexes: Map<string, number>): void {
   switch (op.kind) {

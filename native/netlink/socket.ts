@@ -31,6 +31,11 @@ const SOCKET_RECEIVE_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_RECEIVE_TIMEOUT_MS = 5_000;
 /** A dump that the kernel flags as inconsistent (NLM_F_DUMP_INTR) is repeated up to this many times in all. */
 const MAX_DUMP_ATTEMPTS = 3;
+/**
+ * Requests per datagram in a batch. Every failed request's error is queued on the socket before the first is
+ * read: 128 of them (~1 KB each, capped acks) fit the receive buffer with room to spare.
+ */
+const BATCH_REQUESTS = 128;
 
 /**
  * Decodes one reply. `offset` is where the payload starts (after the nlmsghdr), `end` where the message ends,
@@ -46,6 +51,19 @@ export interface NetlinkSocketOptions {
   receiveBufferBytes?: number;
 }
 
+/** The requests queued by batch(), as one buffer of complete messages. */
+interface Batch {
+  buffer: Buffer;
+  length: number;
+  /** Sequence number and operation of each queued request, in order. */
+  seqs: number[];
+  operations: string[];
+  /** Where the last queued message starts (its flags get NLM_F_ACK when it is sent). */
+  lastAt: number;
+  /** Each request's outcome so far, over the whole batch (the queue is sent in parts). */
+  outcomes: (NetlinkError | undefined)[];
+}
+
 const DumpOutcome = { Complete: 0, Interrupted: 1, Truncated: 2 } as const;
 type DumpOutcome = (typeof DumpOutcome)[keyof typeof DumpOutcome];
 
@@ -54,6 +72,7 @@ export class NetlinkSocket {
   #seq: number;
   #receiveBuffer: Buffer;
   readonly #writer = new MessageWriter(512);
+  #batch: Batch | undefined;
 
   private constructor(fd: number, receiveBufferBytes: number) {
     this.#fd = fd;
@@ -99,9 +118,39 @@ export class NetlinkSocket {
     return this.#writer.start(type, flags);
   }
 
-  /** Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns when the kernel acknowledges it; throws NetlinkError. */
+  /**
+   * Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns when the kernel acknowledges it; throws NetlinkError.
+   * Inside batch(), queues it instead: its outcome is in what batch() returns.
+   */
   request(message: MessageWriter, operation = messageTypeName(message.type)): void {
-    this.#exchange(message, operation, undefined);
+    if (this.#batch) this.#queue(this.#batch, message, operation);
+    else this.#exchange(message, operation, undefined);
+  }
+
+  /**
+   * Runs `fn`, queuing the requests it makes (through request(), so any of the operations in this module) and
+   * sending them many to a datagram, with an acknowledgement asked only of each datagram's last. The kernel
+   * handles the messages of a datagram one after the other, exactly as if they came one by one, and answers a
+   * failed one with its error whether asked or not: thousands of requests cost a few system calls instead of two
+   * each. get() and dump() inside `fn` send what is queued first. Returns each request's error (undefined: done),
+   * in the order made; `queued` tells a caller which of them are its own.
+   */
+  batch(fn: () => void): (NetlinkError | undefined)[] {
+    if (this.#batch) throw new Error("NetlinkSocket.batch: already batching");
+    const batch: Batch = { buffer: Buffer.allocUnsafe(16 * 1024), length: 0, seqs: [], operations: [], lastAt: 0, outcomes: [] };
+    this.#batch = batch;
+    try {
+      fn();
+      this.#flush(batch);
+    } finally {
+      this.#batch = undefined;
+    }
+    return batch.outcomes;
+  }
+
+  /** How many requests the current batch() has queued so far (0 outside one). */
+  get queued(): number {
+    return this.#batch ? this.#batch.outcomes.length + this.#batch.seqs.length : 0;
   }
 
   /** Sends a non-dump request expecting one reply (e.g. RTM_GETLINK by name) and returns it decoded. */
@@ -142,7 +191,74 @@ export class NetlinkSocket {
     return this.#seq;
   }
 
+  #queue(batch: Batch, message: MessageWriter, operation: string): void {
+    const data = message.seal(NLM_F_REQUEST, this.#nextSeq());
+    if (batch.length + data.length > batch.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(batch.buffer.length * 2, batch.length + data.length));
+      batch.buffer.copy(grown, 0, 0, batch.length);
+      batch.buffer = grown;
+    }
+    batch.lastAt = batch.length;
+    data.copy(batch.buffer, batch.length);
+    batch.length += align4(data.length);
+    batch.seqs.push(data.readUInt32LE(NLMSGHDR.seq));
+    batch.operations.push(operation);
+    if (batch.seqs.length >= BATCH_REQUESTS) this.#flush(batch);
+  }
+
+  /** Sends the queued requests as one datagram and collects their outcomes. */
+  #flush(batch: Batch): void {
+    const count = batch.seqs.length;
+    if (count === 0) return;
+    const { buffer, length, seqs, operations, lastAt } = batch;
+    batch.length = 0;
+    batch.seqs = [];
+    batch.operations = [];
+    const base = batch.outcomes.length;
+    for (let i = 0; i < count; i++) batch.outcomes.push(undefined);
+    buffer.writeUInt16LE(buffer.readUInt16LE(lastAt + NLMSGHDR.flags) | NLM_F_ACK, lastAt + NLMSGHDR.flags);
+    // Sequence numbers are consecutive within a datagram (nothing else takes one between two queued requests).
+    const first = seqs[0]!;
+    const last = seqs[count - 1]!;
+    const operation = operations[count - 1]!;
+    try {
+      this.#send(buffer.subarray(0, length), operation);
+      this.#collect(batch, base, count, operations, first, last, operation);
+    } catch (error) {
+      // Unknown which of them the kernel applied: report every one not known to have failed as failed with this.
+      const failure = error instanceof NetlinkError ? error : new NetlinkError(operation, EBADF, error instanceof Error ? error.message : String(error));
+      for (let i = base; i < base + count; i++) batch.outcomes[i] ??= failure;
+      if (!(error instanceof NetlinkError)) throw error;
+    }
+  }
+
+  /** Reads the errors of a sent batch datagram up to its last request's acknowledgement (or error). */
+  #collect(batch: Batch, base: number, count: number, operations: string[], first: number, last: number, operation: string): void {
+    // The kernel has handled every message by now (rtnetlink runs them within the send).
+    for (;;) {
+      const received = this.#receive(operation, 0);
+      if (received > this.#receiveBuffer.length) {
+        this.#growReceiveBuffer(received);
+        throw new NetlinkError(operation, EMSGSIZE, "reply larger than the receive buffer");
+      }
+      const r = this.#receiveBuffer;
+      let at = 0;
+      while (at + NLMSG_HDRLEN <= received) {
+        const size = r.readUInt32LE(at + NLMSGHDR.len);
+        if (size < NLMSG_HDRLEN || at + size > received) break;
+        const seq = r.readUInt32LE(at + NLMSGHDR.seq);
+        const index = (seq - first) >>> 0;
+        if (index < count && r.readUInt16LE(at + NLMSGHDR.type) === NLMSG_ERROR) {
+          batch.outcomes[base + index] = this.#errorOf(at, size, operations[index]!);
+          if (seq === last) return;
+        }
+        at += align4(size);
+      }
+    }
+  }
+
   #exchange<T>(message: MessageWriter, operation: string, decode: MessageDecoder<T> | undefined): T | undefined {
+    if (this.#batch) this.#flush(this.#batch);
     const seq = this.#nextSeq();
     this.#send(message.seal(NLM_F_REQUEST | NLM_F_ACK, seq), operation);
     let reply: T | undefined;
@@ -172,6 +288,7 @@ export class NetlinkSocket {
   }
 
   #dumpOnce<T>(message: MessageWriter, decode: MessageDecoder<T>, results: T[], operation: string): DumpOutcome {
+    if (this.#batch) this.#flush(this.#batch);
     const seq = this.#nextSeq();
     this.#send(message.seal(NLM_F_REQUEST | NLM_F_DUMP, seq), operation);
     let interrupted = false;

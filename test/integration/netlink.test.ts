@@ -451,6 +451,42 @@ describe("VXLAN forwarding database", () => {
 });
 
 describe("socket", () => {
+  it("batches requests: each one's outcome in order, failures in the middle not stopping the rest", () => {
+    const link = upVeth("bt0");
+    const dst = (i: number) => `10.150.${i >> 8}.${i & 255}/32`;
+    let refused: unknown;
+    const mine: number[] = [];
+    const outcomes = sock.batch(() => {
+      for (let i = 0; i < 300; i++) {
+        mine.push(sock.queued);
+        // Every 50th: a delete of a route that does not exist; the 7th: a request for a device that is not there.
+        if (i % 50 === 49) deleteRoute(sock, { dst: dst(1000 + i), protocol: PROTO + 2 });
+        else addRoute(sock, { dst: dst(i), index: i === 7 ? 999_999 : link.index, protocol: PROTO + 2 });
+        // A lookup in the middle sends what is queued first, and the batch goes on.
+        if (i === 150) expect(getLink(sock, "bt0")?.index).toBe(link.index);
+      }
+      try {
+        addRoute(sock, { dst: "not-a-cidr", protocol: PROTO + 2 });
+      } catch (error) {
+        refused = error; // input errors are thrown at once, nothing queued
+      }
+    });
+    expect(refused).toBeInstanceOf(NetlinkInputError);
+    expect(mine).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(outcomes).toHaveLength(300);
+    const failed = outcomes.flatMap((outcome, i) => (outcome ? [[i, outcome.code, outcome.message.split(":")[0]]] : []));
+    expect(failed).toEqual([
+      [7, "ENODEV", "RTM_NEWROUTE 10.150.0.7/32"],
+      ...[49, 99, 149, 199, 249, 299].map((i) => [i, "ESRCH", `RTM_DELROUTE ${dst(1000 + i)}`]),
+    ]);
+    // The kernel holds exactly the 293 routes that succeeded, and the socket works as before.
+    const held = ipJson<IpRoute>(ns, ["route", "show", "proto", String(PROTO + 2)]).map((r) => `${r.dst}/32`);
+    expect(held.sort()).toEqual(Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 50 !== 49 && i !== 7).map(dst).sort());
+    expect(sock.queued).toBe(0);
+    expect(sock.batch(() => undefined)).toEqual([]);
+    deleteLink(sock, "bt0");
+  });
+
   it("acts in the namespace it was opened in, and composes with withNetns", () => {
     const names = withNetns(peerNs.path, () => {
       const inner = NetlinkSocket.open();
