@@ -581,7 +581,7 @@ async function main() {
     "| remote nodes | process start → first log line ms | cold: the reconcile run ms (desired / plan / apply) | churn: before the run ms | churn: the reconcile run ms (desired / plan / apply) | RSS after cold start MB | RSS at the end: anonymous + file-backed MB | `weft-agent status --json` ms |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...[{ n: 0, agent: baseline }, ...results].map(({ n, agent }) =>
-      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${run(agent.coldReconcileMs, agent.coldPhases)} | ${agent.churn === undefined ? "" : detail(agent.churn - agent.churnReconcileMs, 1)} | ${run(agent.churnReconcileMs, agent.churnPhases)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
+      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${run(agent.coldReconcileMs, agent.coldPhases)} | ${agent.churn === undefined ? "" : detail(Math.max(0, agent.churn - agent.churnReconcileMs), 1)} | ${run(agent.churnReconcileMs, agent.churnPhases)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
     "",
     "",
     "Churn rounds, ms, in the order run, each agent round followed by the same change through ip -batch (weft | ip -batch):",
