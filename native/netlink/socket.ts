@@ -55,8 +55,12 @@ export interface NetlinkSocketOptions {
 interface Batch {
   buffer: Buffer;
   length: number;
-  /** Sequence number and operation of each queued request, in order. */
-  seqs: number[];
+  /**
+   * The sequence number of the first queued request; the others follow it one by one (nothing else takes a
+   * number between two queued requests: get() and dump() send the queue first).
+   */
+  firstSeq: number;
+  /** The operation of each queued request, in order. */
   operations: string[];
   /** Where the last queued message starts (its flags get NLM_F_ACK when it is sent). */
   lastAt: number;
@@ -137,7 +141,7 @@ export class NetlinkSocket {
    */
   batch(fn: () => void): (NetlinkError | undefined)[] {
     if (this.#batch) throw new Error("NetlinkSocket.batch: already batching");
-    const batch: Batch = { buffer: Buffer.allocUnsafe(16 * 1024), length: 0, seqs: [], operations: [], lastAt: 0, outcomes: [] };
+    const batch: Batch = { buffer: Buffer.allocUnsafe(16 * 1024), length: 0, firstSeq: 0, operations: [], lastAt: 0, outcomes: [] };
     this.#batch = batch;
     try {
       fn();
@@ -150,7 +154,7 @@ export class NetlinkSocket {
 
   /** How many requests the current batch() has queued so far (0 outside one). */
   get queued(): number {
-    return this.#batch ? this.#batch.outcomes.length + this.#batch.seqs.length : 0;
+    return this.#batch ? this.#batch.outcomes.length + this.#batch.operations.length : 0;
   }
 
   /** Sends a non-dump request expecting one reply (e.g. RTM_GETLINK by name) and returns it decoded. */
@@ -192,7 +196,9 @@ export class NetlinkSocket {
   }
 
   #queue(batch: Batch, message: MessageWriter, operation: string): void {
-    const data = message.seal(NLM_F_REQUEST, this.#nextSeq());
+    const seq = this.#nextSeq();
+    const data = message.seal(NLM_F_REQUEST, seq);
+    if (batch.operations.length === 0) batch.firstSeq = seq;
     if (batch.length + data.length > batch.buffer.length) {
       const grown = Buffer.allocUnsafe(Math.max(batch.buffer.length * 2, batch.length + data.length));
       batch.buffer.copy(grown, 0, 0, batch.length);
@@ -201,59 +207,35 @@ export class NetlinkSocket {
     batch.lastAt = batch.length;
     data.copy(batch.buffer, batch.length);
     batch.length += align4(data.length);
-    batch.seqs.push(data.readUInt32LE(NLMSGHDR.seq));
     batch.operations.push(operation);
-    if (batch.seqs.length >= BATCH_REQUESTS) this.#flush(batch);
+    if (batch.operations.length >= BATCH_REQUESTS) this.#flush(batch);
   }
 
   /** Sends the queued requests as one datagram and collects their outcomes. */
   #flush(batch: Batch): void {
-    const count = batch.seqs.length;
+    const { buffer, length, firstSeq, operations, lastAt } = batch;
+    const count = operations.length;
     if (count === 0) return;
-    const { buffer, length, seqs, operations, lastAt } = batch;
     batch.length = 0;
-    batch.seqs = [];
     batch.operations = [];
     const base = batch.outcomes.length;
     for (let i = 0; i < count; i++) batch.outcomes.push(undefined);
     buffer.writeUInt16LE(buffer.readUInt16LE(lastAt + NLMSGHDR.flags) | NLM_F_ACK, lastAt + NLMSGHDR.flags);
-    // Sequence numbers are consecutive within a datagram (nothing else takes one between two queued requests).
-    const first = seqs[0]!;
-    const last = seqs[count - 1]!;
     const operation = operations[count - 1]!;
     try {
       this.#send(buffer.subarray(0, length), operation);
-      this.#collect(batch, base, count, operations, first, last, operation);
+      // The kernel has handled every message by now (rtnetlink runs them within the send): read the errors up to
+      // the last one's acknowledgement (or error).
+      this.#receiveUntil(operation, (at, size) => {
+        const index = (this.#receiveBuffer.readUInt32LE(at + NLMSGHDR.seq) - firstSeq) >>> 0;
+        if (index >= count || this.#receiveBuffer.readUInt16LE(at + NLMSGHDR.type) !== NLMSG_ERROR) return false;
+        batch.outcomes[base + index] = this.#errorOf(at, size, operations[index]!);
+        return index === count - 1;
+      });
     } catch (error) {
-      // Unknown which of them the kernel applied: report every one not known to have failed as failed with this.
-      const failure = error instanceof NetlinkError ? error : new NetlinkError(operation, EBADF, error instanceof Error ? error.message : String(error));
-      for (let i = base; i < base + count; i++) batch.outcomes[i] ??= failure;
       if (!(error instanceof NetlinkError)) throw error;
-    }
-  }
-
-  /** Reads the errors of a sent batch datagram up to its last request's acknowledgement (or error). */
-  #collect(batch: Batch, base: number, count: number, operations: string[], first: number, last: number, operation: string): void {
-    // The kernel has handled every message by now (rtnetlink runs them within the send).
-    for (;;) {
-      const received = this.#receive(operation, 0);
-      if (received > this.#receiveBuffer.length) {
-        this.#growReceiveBuffer(received);
-        throw new NetlinkError(operation, EMSGSIZE, "reply larger than the receive buffer");
-      }
-      const r = this.#receiveBuffer;
-      let at = 0;
-      while (at + NLMSG_HDRLEN <= received) {
-        const size = r.readUInt32LE(at + NLMSGHDR.len);
-        if (size < NLMSG_HDRLEN || at + size > received) break;
-        const seq = r.readUInt32LE(at + NLMSGHDR.seq);
-        const index = (seq - first) >>> 0;
-        if (index < count && r.readUInt16LE(at + NLMSGHDR.type) === NLMSG_ERROR) {
-          batch.outcomes[base + index] = this.#errorOf(at, size, operations[index]!);
-          if (seq === last) return;
-        }
-        at += align4(size);
-      }
+      // Unknown which of them the kernel applied: report every one not known to have failed as failed with this.
+      for (let i = base; i < base + count; i++) batch.outcomes[i] ??= error;
     }
   }
 
@@ -262,6 +244,26 @@ export class NetlinkSocket {
     const seq = this.#nextSeq();
     this.#send(message.seal(NLM_F_REQUEST | NLM_F_ACK, seq), operation);
     let reply: T | undefined;
+    this.#receiveUntil(operation, (at, length) => {
+      const b = this.#receiveBuffer;
+      if (b.readUInt32LE(at + NLMSGHDR.seq) !== seq) return false;
+      const type = b.readUInt16LE(at + NLMSGHDR.type);
+      if (type === NLMSG_ERROR) {
+        const error = this.#errorOf(at, length, operation);
+        if (error) throw error;
+        return true;
+      }
+      if (decode && reply === undefined && type >= 16) reply = decode(b, at + NLMSG_HDRLEN, at + length, type);
+      return false;
+    });
+    return reply;
+  }
+
+  /**
+   * Receives datagrams and hands each of their messages (its offset in the receive buffer and its length) to
+   * `visit`, until `visit` says it was the last one wanted.
+   */
+  #receiveUntil(operation: string, visit: (at: number, length: number) => boolean): void {
     for (;;) {
       const received = this.#receive(operation, 0);
       if (received > this.#receiveBuffer.length) {
@@ -273,15 +275,7 @@ export class NetlinkSocket {
       while (at + NLMSG_HDRLEN <= received) {
         const length = b.readUInt32LE(at + NLMSGHDR.len);
         if (length < NLMSG_HDRLEN || at + length > received) break;
-        if (b.readUInt32LE(at + NLMSGHDR.seq) === seq) {
-          const type = b.readUInt16LE(at + NLMSGHDR.type);
-          if (type === NLMSG_ERROR) {
-            const error = this.#errorOf(at, length, operation);
-            if (error) throw error;
-            return reply;
-          }
-          if (decode && reply === undefined && type >= 16) reply = decode(b, at + NLMSG_HDRLEN, at + length, type);
-        }
+        if (visit(at, length)) return;
         at += align4(length);
       }
     }
