@@ -5,7 +5,7 @@
 import type { PeerNode } from "../model";
 import { DEFAULT_BRIDGE } from "../../cni/config";
 import { podCidr, podCidrsOf, type PodCidr } from "../pod-cidr";
-import { allDisjoint, DisjointRanges } from "../ranges";
+import { DisjointRanges } from "../ranges";
 import type { Backend, LocalNode, PeerObjects } from "./backend";
 import type { DesiredState } from "./state";
 
@@ -64,7 +64,6 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
 
   const localName = local.node.name;
   const sorted = isSortedByName(peers) ? peers : [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // Node by node overlap checks only when some pod CIDRs overlap at all (the sources reject most such nodes).
   const localRanges = podCidrsOf(local.node);
   const everyRange = [...localRanges];
   for (const peer of sorted) {
@@ -74,16 +73,16 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
       if (range) everyRange.push(range);
     }
   }
-  const taken = allDisjoint(everyRange) ? undefined : new DisjointRanges();
-  if (taken) for (const range of localRanges) taken.add(range, localName);
+  const taken = new DisjointRanges(everyRange);
+  for (const range of localRanges) taken.add(range, localName);
   const publicIps = new Map<string, string>([[local.node.publicIp, localName]]);
   const macs = new Map<string, string>(vtep ? [[vtep.mac, localName]] : []);
 
   for (const peer of sorted) {
     if (peer.name === localName) continue;
-    const ranges = taken ? podCidrsOf(peer) : undefined;
+    const ranges = podCidrsOf(peer);
     const objects = objectsOf(peer);
-    const reason = conflictOf(peer, objects, publicIps, ranges && taken ? { ranges, taken } : undefined, macs);
+    const reason = conflictOf(peer, objects, publicIps, ranges, taken, macs);
     if (reason !== undefined) {
       state.skipped.push({ name: peer.name, reason });
       continue;
@@ -91,7 +90,7 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
     if (objects.skipped) state.skipped.push({ name: peer.name, reason: objects.skipped });
     if (objects.routes.length === 0) continue;
     publicIps.set(peer.publicIp, peer.name);
-    if (ranges && taken) for (const range of ranges) taken.add(range, peer.name);
+    for (const range of ranges) taken.add(range, peer.name);
     for (const entry of objects.fdb) macs.set(entry.mac, peer.name);
     state.byNode.set(peer.name, objects);
     for (const neighbour of objects.neighbours) state.neighbours.push(neighbour);
@@ -101,20 +100,15 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
   return state;
 }
 
-
 /** Why `peer` conflicts with a node already accepted (the local node, or one whose name sorts first). */
 function conflictOf(
-  peer: PeerNode, objects: PeerObjects, publicIps: Map<string, string>, overlapping: { ranges: PodCidr[]; taken: DisjointRanges } | undefined,
+  peer: PeerNode, objects: PeerObjects, publicIps: Map<string, string>, ranges: readonly PodCidr[], taken: DisjointRanges,
   macs: Map<string, string>,
 ): string | undefined {
   const ipOwner = publicIps.get(peer.publicIp);
   if (ipOwner !== undefined) return `public IP ${peer.publicIp} is also node ${ipOwner}'s`;
-  if (overlapping) {
-    for (const range of overlapping.ranges) {
-      const found = overlapping.taken.overlap(range);
-      if (found) return `pod CIDR ${peer.podCidrs.join(",")} overlaps node ${found.owner}'s ${found.cidr}`;
-    }
-  }
+  const overlap = taken.firstOverlap(ranges);
+  if (overlap) return `pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.cidr}`;
   for (const entry of objects.fdb) {
     const macOwner = macs.get(entry.mac);
     if (macOwner !== undefined) return `VTEP MAC ${peer.vtepMac} is also node ${macOwner}'s`;

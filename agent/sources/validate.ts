@@ -20,7 +20,7 @@ import { formatAddress, parseAddress } from "../../cni/ipam/address";
 import type { NetworkConfig, NodeSnapshot, PeerNode } from "../model";
 import { ipv4Value } from "../../native/netlink/ip";
 import { podCidr, type PodCidr } from "../pod-cidr";
-import { allDisjoint, DisjointRanges, type AddressRange } from "../ranges";
+import { DisjointRanges, type AddressRange } from "../ranges";
 
 /** A node as a source read it, before validation. Absent fields are undefined. */
 export interface NodeRecord {
@@ -174,10 +174,9 @@ export function resolveConflicts(checks: Iterable<NodeCheck>): Pick<NodeSnapshot
   const rejected: NodeRejection[] = [];
   const names = new Set<string>();
   const macs = new Map<string, string>();
-  // Node by node overlap checks only when some pod CIDRs overlap at all.
   const everyRange: AddressRange[] = [];
   for (const check of ordered) if (check.ok) for (const range of check.ranges) everyRange.push(range);
-  const taken = allDisjoint(everyRange) ? undefined : new DisjointRanges();
+  const taken = new DisjointRanges(everyRange);
 
   for (const check of ordered) {
     if (!check.ok) {
@@ -187,14 +186,14 @@ export function resolveConflicts(checks: Iterable<NodeCheck>): Pick<NodeSnapshot
     const { node, ranges } = check;
     const reason = names.has(node.name)
       ? "duplicate node name"
-      : macConflict(node, macs) ?? (taken && firstOverlap(ranges, taken));
+      : macConflict(node, macs) ?? overlapReason(taken.firstOverlap(ranges));
     if (reason) {
       rejected.push({ name: node.name, reason });
       continue;
     }
     names.add(node.name);
     if (node.vtepMac) macs.set(node.vtepMac, node.name);
-    if (taken) for (const range of ranges) taken.add(range, node.name);
+    for (const range of ranges) taken.add(range, node.name);
     nodes.push(node);
   }
   return { nodes, rejected };
@@ -223,10 +222,6 @@ function macConflict(node: PeerNode, macs: Map<string, string>): string | undefi
   return owner === undefined ? undefined : `VTEP MAC ${node.vtepMac} is already used by node ${owner}`;
 }
 
-function firstOverlap(ranges: readonly AddressRange[], taken: DisjointRanges): string | undefined {
-  for (const range of ranges) {
-    const found = taken.overlap(range);
-    if (found) return `pod CIDR ${range.cidr} overlaps node ${found.owner}'s ${found.cidr}`;
-  }
-  return undefined;
+function overlapReason(found: ReturnType<DisjointRanges["firstOverlap"]>): string | undefined {
+  return found && `pod CIDR ${found.range.cidr} overlaps node ${found.owner}'s ${found.cidr}`;
 }
