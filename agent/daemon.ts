@@ -14,7 +14,7 @@ import { applyMasq, checkMasq, readMasq, removeMasq, type NftOptions } from "./m
 import type { NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "./model";
 import { choosePublicIp } from "./public-ip";
 import {
-  apply, desiredState, describeOp, findUnderlay, observe, PeerObjectsCache, plan, planChanges, type Backend, type DesiredState,
+  apply, desiredState, describeOp, findUnderlay, PeerObjectsCache, planChanges, reconcile, type Backend, type DesiredState,
   type LocalNode, type Op, type ReconcileResult,
 } from "./reconcile";
 import { chooseVtepMac } from "./vtep-mac";
@@ -255,38 +255,32 @@ export class Agent {
    * Every other run — start, resync, after an error, a changed local device — and an incremental run with an
    * error observes the kernel and plans against it. Changes made by hand are thus found at the next resync.
    */
-  #converge(trigger: string, desired: DesiredState): ReconcileResult & { mode: "full" | "incremental"; planMs: number; applyMs: number } {
+  #converge(trigger: string, desired: DesiredState): ReconcileResult & { mode: "full" | "incremental" } {
     const sock = this.#sock!;
     const underlay = JSON.stringify(this.#local!.underlay);
     const held = this.#kernelHolds;
     this.#kernelHolds = undefined;
-    let appliedBefore: Op[] = [];
-    let started = performance.now();
+    let before: ReconcileResult | undefined;
+    const started = performance.now();
     const ops = trigger === NODE_LIST_CHANGED && held?.underlay === underlay ? planChanges(held.desired, desired) : undefined;
-    let planMs = performance.now() - started;
-    let applyMs = 0;
     if (ops) {
-      started = performance.now();
-      const result = apply(sock, ops);
-      applyMs = performance.now() - started;
+      const planned = performance.now();
+      const result = { ops, ...apply(sock, ops), planMs: planned - started, applyMs: performance.now() - planned };
       if (result.errors.length === 0) {
         this.#kernelHolds = { desired, underlay };
-        return { ops, ...result, mode: "incremental", planMs, applyMs };
+        return { ...result, mode: "incremental" };
       }
       // Something changed under us (the VTEP deleted by hand?): find out what.
       this.#log.info("An incremental reconcile failed; observing the kernel", { errors: result.errors.slice(0, 3).map((e) => e.message) });
-      appliedBefore = result.applied;
+      before = result;
     }
     this.#fullRuns++;
-    started = performance.now();
-    const full = plan(desired, observe(sock, { bridge: this.#o.bridge }));
-    planMs += performance.now() - started;
-    started = performance.now();
-    const result = apply(sock, full);
-    applyMs += performance.now() - started;
+    const result = reconcile(sock, desired, { bridge: this.#o.bridge });
     if (result.errors.length === 0) this.#kernelHolds = { desired, underlay };
-    const applied = appliedBefore.length === 0 ? result.applied : [...appliedBefore, ...result.applied];
-    return { ops: full, applied, errors: result.errors, mode: "full", planMs, applyMs };
+    if (!before) return { ...result, mode: "full" };
+    return {
+      ...result, applied: [...before.applied, ...result.applied], planMs: before.planMs + result.planMs, applyMs: before.applyMs + result.applyMs, mode: "full",
+    };
   }
 
   /**

@@ -28,11 +28,16 @@ export interface ReconcileResult {
   ops: Op[];
   applied: Op[];
   errors: ApplyError[];
+  /** How long observing and planning took, and applying. */
+  planMs: number;
+  applyMs: number;
 }
 
 /** Observes the socket's namespace, plans against `desired`, and applies the plan. */
 export function reconcile(sock: NetlinkSocket, desired: DesiredState, options: ObserveOptions = {}): ReconcileResult {
+  const started = performance.now();
   const ops = plan(desired, observe(sock, options));
+  const planned = performance.now();
   const { applied, errors } = apply(sock, ops);
-  return { ops, applied, errors };
+  return { ops, applied, errors, planMs: planned - started, applyMs: performance.now() - planned };
 }
