@@ -15,11 +15,11 @@
 // `--detect kernel` polls the kernel instead (every 100 ms; the dumps compete with the agent for the CPU).
 // Prints markdown tables for docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BenchNamespaces, ipIn, run } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/agent-scale.mjs [options]
 
@@ -78,37 +78,21 @@ const VTEP = `weft.${VNI}`;
 const LOCAL = { name: "local", podCidrs: ["10.0.0.0/24"], publicIp: "192.168.0.1", vtepMac: "02:57:46:ff:ff:ff" };
 const UNDERLAY = "u0";
 
-const prefix = `wft-bench-${randomBytes(3).toString("hex")}-`;
+const netns = new BenchNamespaces();
+const prefix = netns.prefix;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 // The agent's /run/weft (state dir, subnet file) on tmpfs, as /run is on a node: the VTEP MAC file's fsync at a
 // first start costs ~90 ms on this machine's disk and nothing on tmpfs. The CNI config stays on disk, as
 // /etc/cni/net.d is.
 const runDir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), prefix));
-const namespaces = [];
 const agents = new Set();
 
 // ---------------------------------------------------------------------------------------------------------------
 // The kernel, through iproute2, inside our namespaces only.
 
-function run(command, args, input) {
-  const result = spawnSync(command, args, { input, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-  if (result.error) throw new Error(`${command} ${args.join(" ")}: ${result.error.message}`);
-  if (result.status !== 0) throw new Error(`${command} ${args.slice(0, 6).join(" ")} … failed (${result.status}): ${result.stderr.trim().slice(0, 2000)}`);
-  return result.stdout;
-}
-const ipIn = (ns, ...args) => run("ip", ["-n", ns, ...args]);
-
-function addNetns(label) {
-  const name = `${prefix}${label}`;
-  run("ip", ["netns", "add", name]);
-  namespaces.push(name);
-  ipIn(name, "link", "set", "lo", "up");
-  return name;
-}
-
 /** A node: loopback up, and a veth pair as its underlay (both ends inside), u0 holding the public IP. */
 function addNodeNetns(label) {
-  const ns = addNetns(label);
+  const ns = netns.add(label);
   ipIn(ns, "link", "add", UNDERLAY, "mtu", "1500", "type", "veth", "peer", "name", "u1");
   ipIn(ns, "addr", "add", `${LOCAL.publicIp}/16`, "dev", UNDERLAY);
   ipIn(ns, "link", "set", UNDERLAY, "up");
@@ -525,7 +509,7 @@ async function cleanup() {
     }
     await agent.exited;
   }
-  for (const name of namespaces.splice(0).reverse()) spawnSync("ip", ["netns", "del", name]);
+  netns.removeAll();
   if (process.env.WEFT_BENCH_KEEP === "1") process.stderr.write(`agent-scale: kept ${tmp} (agent logs)\n`);
   else fs.rmSync(tmp, { recursive: true, force: true });
   fs.rmSync(runDir, { recursive: true, force: true });
@@ -545,7 +529,7 @@ async function main() {
     // Rounds the agent did not reach (a timeout) are still measured for ip -batch.
     for (let round = batch.churnRounds.length; round < ROUNDS; round++) batch.churnRound(round);
     results.push({ n, replaced: lists.added.length, batch, agent });
-    for (const name of namespaces.splice(0)) spawnSync("ip", ["netns", "del", name]);
+    netns.removeAll();
     process.stderr.write(`N=${n}: weft cold ${agent.cold?.toFixed(0)} ms, churn ${agent.churn?.toFixed(0)} ms${agent.timedOut ? " (timed out)" : ""}${agent.died ? ` (died: ${agent.died})` : ""}; ip -batch cold ${batch.cold.toFixed(0)} ms, churn ${batch.churn.toFixed(0)} ms\n`);
   }
 
@@ -569,7 +553,7 @@ async function main() {
   };
   const detail = (value, digits = 0) => (value === undefined ? "" : value.toFixed(digits));
   // The run's duration, then its phases: desired state / plan (a full run's includes the kernel dump) / apply.
-  const run = (ms, phases) => (ms === undefined ? "" : `${ms.toFixed(1)}${phases ? ` (${[phases.desired, phases.plan, phases.apply].map((x) => x.toFixed(1)).join(" / ")})` : ""}`);
+  const runCell = (ms, phases) => (ms === undefined ? "" : `${ms.toFixed(1)}${phases ? ` (${[phases.desired, phases.plan, phases.apply].map((x) => x.toFixed(1)).join(" / ")})` : ""}`);
   const lines = [
     `Agent scale — vxlan, file source, detection: ${DETECT === "log" ? "the agent's \"Reconciled\" log line, then the kernel checked" : "the kernel polled every 100 ms"}, churn ${Math.round(CHURN * 100)}% (median of ${ROUNDS} rounds); ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
     "",
@@ -581,7 +565,7 @@ async function main() {
     "| remote nodes | process start → first log line ms | cold: the reconcile run ms (desired / plan / apply) | churn: before the run ms | churn: the reconcile run ms (desired / plan / apply) | RSS after cold start MB | RSS at the end: anonymous + file-backed MB | `weft-agent status --json` ms |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...[{ n: 0, agent: baseline }, ...results].map(({ n, agent }) =>
-      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${run(agent.coldReconcileMs, agent.coldPhases)} | ${agent.churn === undefined ? "" : detail(Math.max(0, agent.churn - agent.churnReconcileMs), 1)} | ${run(agent.churnReconcileMs, agent.churnPhases)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
+      `| ${n.toLocaleString("en")} | ${detail(agent.loadMs)} | ${runCell(agent.coldReconcileMs, agent.coldPhases)} | ${agent.churn === undefined ? "" : detail(Math.max(0, agent.churn - agent.churnReconcileMs), 1)} | ${runCell(agent.churnReconcileMs, agent.churnPhases)} | ${agent.afterCold ? f0(agent.afterCold.rss) : ""} | ${agent.afterChurn ? `${f0(agent.afterChurn.anon)} + ${f0(agent.afterChurn.file)}` : ""} | ${agent.status ? f0(agent.status.ms) : ""} |`),
     "",
     "",
     "Churn rounds, ms, in the order run, each agent round followed by the same change through ip -batch (weft | ip -batch):",

@@ -18,11 +18,11 @@
 // Each measurement is repeated (round-robin over the paths, so that drift hits all alike) and the median shown
 // with the spread. Prints a markdown table for docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BenchNamespaces, ipIn, run } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/datapath.mjs [options]
 
@@ -73,9 +73,9 @@ const PIN = !argv.includes("--no-pin") && os.cpus().length >= 2;
 /** The command line of a client (CPU 0) or server (CPU 1), pinned unless --no-pin. */
 const pinned = (cpu, command, ...args) => (PIN ? ["taskset", "-c", String(cpu), command, ...args] : [command, ...args]);
 
-const prefix = `wft-bench-${randomBytes(3).toString("hex")}-`;
+const netns = new BenchNamespaces();
+const prefix = netns.prefix;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-const namespaces = [];
 const processes = new Set();
 const UNDERLAY = "192.168.90";
 const IPERF_PORT = 5201;
@@ -84,22 +84,7 @@ const RR_PORT = 11111;
 // ---------------------------------------------------------------------------------------------------------------
 // Namespaces and commands inside them.
 
-function run(command, args, { input, allowFailure = false } = {}) {
-  const result = spawnSync(command, args, { input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) throw new Error(`${command} ${args.join(" ")}: ${result.error.message}`);
-  if (result.status !== 0 && !allowFailure) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr.trim().slice(0, 2000)}`);
-  return result.stdout;
-}
 const inNs = (ns, command, ...args) => run("nsenter", [`--net=/run/netns/${ns}`, command, ...args]);
-const ipIn = (ns, ...args) => run("ip", ["-n", ns, ...args]);
-
-function addNetns(label) {
-  const name = `${prefix}${label}`;
-  run("ip", ["netns", "add", name]);
-  namespaces.push(name);
-  ipIn(name, "link", "set", "lo", "up");
-  return name;
-}
 
 /** Starts a long-running process; ended by PID in cleanup. */
 function startProcess(command, args, { env, logFile }) {
@@ -125,7 +110,7 @@ let portCounter = 0;
 
 /** A node: a namespace with eth0 (veth into the underlay bridge) at 192.168.90.<host>/24, forwarding on. */
 function addNode(label, host) {
-  const ns = addNetns(label);
+  const ns = netns.add(label);
   const port = `p${portCounter++}`;
   ipIn(underlay, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
   ipIn(underlay, "link", "set", port, "master", "br0", "up");
@@ -190,7 +175,7 @@ let podCounter = 0;
 
 /** A pod on a weft node: dist/weft ADD, run like a runtime runs it (nsenter into the node, config on stdin). */
 function addWeftPod(node) {
-  const ns = addNetns(`${node.label}-pod${node.pods.length}`);
+  const ns = netns.add(`${node.label}-pod${node.pods.length}`);
   const conflist = JSON.parse(fs.readFileSync(node.conflist, "utf8"));
   const config = { cniVersion: conflist.cniVersion, name: conflist.name, ...conflist.plugins[0] };
   const result = spawnSync("nsenter", [`--net=/run/netns/${node.ns}`, WEFT], {
@@ -226,7 +211,7 @@ function flannelNode(label, host, podCidr) {
 /** A pod as the reference bridge plugin makes it: veth, host end on cni0, MTU 1450, default route via .1. */
 function addFlannelPod(node) {
   const index = node.pods.length;
-  const ns = addNetns(`${node.label}-pod${index}`);
+  const ns = netns.add(`${node.label}-pod${index}`);
   const ip = node.podCidr.replace(".0/24", `.${index + 2}`);
   const hostEnd = `veth${node.label}${index}`;
   ipIn(node.ns, "link", "add", hostEnd, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "netns", ns);
@@ -310,14 +295,14 @@ async function cleanup() {
     }
     processes.delete(entry);
   }
-  for (const name of namespaces.splice(0).reverse()) spawnSync("ip", ["netns", "del", name]);
+  netns.removeAll();
   if (process.env.WEFT_BENCH_KEEP === "1") process.stderr.write(`datapath: kept ${tmp}\n`);
   else fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 async function main() {
   requireTools();
-  underlay = addNetns("underlay");
+  underlay = netns.add("underlay");
   ipIn(underlay, "link", "add", "br0", "type", "bridge");
   ipIn(underlay, "link", "set", "br0", "up");
 

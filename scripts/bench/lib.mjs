@@ -1,0 +1,35 @@
+// What the benchmarks share: commands that must succeed, and throwaway network namespaces named after the run
+// (`wft-bench-<id>-<label>`), each remembered so that the run removes it at the end.
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+
+/** Runs `command` and returns its standard output; throws with its standard error when it fails. */
+export function run(command, args) {
+  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  if (result.error) throw new Error(`${command} ${args.join(" ")}: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`${command} ${args.slice(0, 6).join(" ")}${args.length > 6 ? " …" : ""} failed (${result.status}): ${result.stderr.trim().slice(0, 2000)}`);
+  return result.stdout;
+}
+
+/** `ip -n NS …` */
+export const ipIn = (ns, ...args) => run("ip", ["-n", ns, ...args]);
+
+export class BenchNamespaces {
+  /** This run's prefix, for everything else it names too (temporary directories, container IDs). */
+  prefix = `wft-bench-${randomBytes(3).toString("hex")}-`;
+  #names = [];
+
+  /** A new namespace `<prefix><label>`, loopback up. */
+  add(label) {
+    const name = `${this.prefix}${label}`;
+    run("ip", ["netns", "add", name]);
+    this.#names.push(name);
+    ipIn(name, "link", "set", "lo", "up");
+    return name;
+  }
+
+  /** Removes every namespace added so far, the newest first; best effort. */
+  removeAll() {
+    for (const name of this.#names.splice(0).reverse()) spawnSync("ip", ["netns", "del", name]);
+  }
+}
