@@ -19,12 +19,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       cluster = SimCluster.create({ label: backend === "vxlan" ? "fx" : "fh", nodes: 3 });
       const nodeFile = cluster.writeNodeFile();
       const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: backend } });
-      for (const node of cluster.nodes) node.startAgent(["--source", "file", "--node-file", nodeFile, "--net-conf", netConf]);
-      await Promise.all(cluster.nodes.map((node) => node.waitReady((s) => s.peers.filter((p) => p.status === "programmed").length === 2)));
-      for (const node of cluster.nodes) {
-        node.addPod();
-        node.addPod();
-      }
+      await cluster.startAgents(() => ["--source", "file", "--node-file", nodeFile, "--net-conf", netConf], { podsPerNode: 2 });
       for (const node of cluster.nodes) for (const pod of node.pods) servers.push(await startEchoServer(pod.ns.name, ECHO_PORT));
       servers.push(await startWhoamiServer(cluster.external.name, WHOAMI_PORT));
     }, 120_000);

@@ -41,11 +41,7 @@ describe("3 nodes, vxlan, etcd source (flannel's lease model, real etcd)", () =>
     etcd = await startEtcd("e2e-etcd");
     proxy = startNetnsProxy(cluster.underlay.path, 2379, { host: "127.0.0.1", port: Number(new URL(etcd.endpoint).port) });
     const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } });
-    for (const node of cluster.nodes) {
-      node.startAgent(["--source", "etcd", "--etcd-endpoints", `http://${UNDERLAY_PREFIX}.1:2379`, "--net-conf", netConf]);
-    }
-    await Promise.all(cluster.nodes.map((node) => node.waitReady((s) => s.peers.filter((p) => p.status === "programmed").length === 2, 60_000)));
-    for (const node of cluster.nodes) node.addPod();
+    await cluster.startAgents(() => ["--source", "etcd", "--etcd-endpoints", `http://${UNDERLAY_PREFIX}.1:2379`, "--net-conf", netConf], { timeoutMs: 60_000 });
   }, 120_000);
 
   afterAll(async () => {
@@ -117,11 +113,10 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
       contexts: [{ name: "sim", context: { cluster: "sim", user: "sim" } }],
     }));
     const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } });
-    for (const node of cluster.nodes) {
-      node.startAgent(["--source", "kube", "--kubeconfig", kubeconfig, "--net-conf", netConf, ...(node.index === 3 ? ["--flannel-compat"] : [])]);
-    }
-    await Promise.all(cluster.nodes.map((node) => node.waitReady((s) => s.peers.filter((p) => p.status === "programmed").length === 2, 60_000)));
-    for (const node of cluster.nodes) node.addPod();
+    await cluster.startAgents(
+      (node) => ["--source", "kube", "--kubeconfig", kubeconfig, "--net-conf", netConf, ...(node.index === 3 ? ["--flannel-compat"] : [])],
+      { timeoutMs: 60_000 },
+    );
   }, 120_000);
 
   afterAll(async () => {

@@ -265,6 +265,17 @@ export class SimCluster {
     return file;
   }
 
+  /**
+   * Starts every node's agent with `argsOf(node)`, waits until each is ready with every other node programmed,
+   * then adds `podsPerNode` pods on each node.
+   */
+  async startAgents(argsOf: (node: SimNode) => string[], options: { podsPerNode?: number; timeoutMs?: number } = {}): Promise<void> {
+    for (const node of this.nodes) node.startAgent(argsOf(node));
+    const others = this.nodes.length - 1;
+    await Promise.all(this.nodes.map((node) => node.waitReady((s) => s.peers.filter((p) => p.status === "programmed").length === others, options.timeoutMs)));
+    for (const node of this.nodes) for (let i = 0; i < (options.podsPerNode ?? 1); i++) node.addPod();
+  }
+
   writeNetConf(doc: Record<string, unknown>, file = path.join(this.dir, "net-conf.json")): string {
     fs.writeFileSync(file, JSON.stringify(doc));
     return file;
