@@ -19,7 +19,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, run } from "./lib.mjs";
+import { BenchNamespaces, ipIn, run, runBenchmark } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/agent-scale.mjs [options]
 
@@ -582,16 +582,4 @@ async function main() {
   }
 }
 
-process.on("SIGINT", () => {
-  void cleanup().then(() => process.exit(130));
-});
-let code = 0;
-try {
-  await main();
-} catch (error) {
-  process.stderr.write(`agent-scale: ${error instanceof Error ? (process.env.WEFT_DEBUG === "1" ? error.stack : error.message) : String(error)}\n`);
-  code = 1;
-} finally {
-  await cleanup();
-}
-process.exit(code);
+await runBenchmark("agent-scale", main, cleanup);

@@ -6,12 +6,12 @@
 // Everything happens in throwaway namespaces: a "node" netns that holds the bridges, and one netns per pod.
 // Both plugins are started the same way (nsenter into the node netns, then exec), so the harness's own cost,
 // shown as its own row, is the same on both sides. Prints a markdown table for docs/benchmarks.md.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BenchNamespaces, runBenchmark } from "./lib.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const WEFT = path.join(root, "dist/weft");
@@ -25,25 +25,17 @@ const PODS = option("pods", 60);
 const CONCURRENT = option("concurrent", 32);
 const STARTUP_RUNS = option("startup-runs", 50);
 
-const prefix = `wfb-${randomBytes(3).toString("hex")}-`;
+const namespaces = new BenchNamespaces();
+const { prefix } = namespaces;
 const nodeNetns = `${prefix}node`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-const created = [];
 
-const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
-function addNetns(name) {
-  ip("netns", "add", name);
-  created.push(name);
-  return `/run/netns/${name}`;
-}
+/** A new namespace `<prefix><label>`; its path. */
+const addNetns = (label) => `/run/netns/${namespaces.add(label)}`;
 function cleanup() {
-  for (const name of created.reverse()) spawnSync("ip", ["netns", "del", name]);
+  namespaces.removeAll();
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
-});
 
 const plugins = {
   weft: {
@@ -158,8 +150,8 @@ async function main() {
   for (const binary of ["bridge", "host-local"]) {
     if (!fs.existsSync(path.join(REFERENCE_DIR, binary))) throw new Error(`reference plugin ${binary} missing: apt-get install containernetworking-plugins`);
   }
-  addNetns(nodeNetns);
-  const pods = Array.from({ length: PODS + CONCURRENT }, (_, i) => ({ id: `${prefix}pod${i}`, netns: addNetns(`${prefix}p${i}`) }));
+  addNetns("node");
+  const pods = Array.from({ length: PODS + CONCURRENT }, (_, i) => ({ id: `${prefix}pod${i}`, netns: addNetns(`p${i}`) }));
 
   const harness = timeCommand("nsenter", [`--net=/run/netns/${nodeNetns}`, "/bin/true"], STARTUP_RUNS);
   timeCommand(WEFT, ["--version"], 3); // first run extracts the FFI addon
@@ -193,8 +185,4 @@ async function main() {
   console.log(lines.join("\n"));
 }
 
-try {
-  await main();
-} finally {
-  cleanup();
-}
+await runBenchmark("cni-latency", main, cleanup);

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, run } from "./lib.mjs";
+import { BenchNamespaces, ipIn, run, runBenchmark } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/datapath.mjs [options]
 
@@ -370,16 +370,4 @@ async function main() {
   console.log(lines.join("\n"));
 }
 
-process.on("SIGINT", () => {
-  void cleanup().then(() => process.exit(130));
-});
-let code = 0;
-try {
-  await main();
-} catch (error) {
-  process.stderr.write(`datapath: ${error instanceof Error ? (process.env.WEFT_DEBUG === "1" ? error.stack : error.message) : String(error)}\n`);
-  code = 1;
-} finally {
-  await cleanup();
-}
-process.exit(code);
+await runBenchmark("datapath", main, cleanup);

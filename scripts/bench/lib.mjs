@@ -33,3 +33,23 @@ export class BenchNamespaces {
     for (const name of this.#names.splice(0).reverse()) spawnSync("ip", ["netns", "del", name]);
   }
 }
+
+/**
+ * Runs a benchmark's `main`, then its `cleanup` (also on Ctrl-C), and exits: 1 with the error's message on
+ * standard error when main throws (its stack with WEFT_DEBUG=1), else 0.
+ */
+export async function runBenchmark(name, main, cleanup) {
+  process.on("SIGINT", () => {
+    void Promise.resolve(cleanup()).then(() => process.exit(130));
+  });
+  let code = 0;
+  try {
+    await main();
+  } catch (error) {
+    process.stderr.write(`${name}: ${error instanceof Error ? (process.env.WEFT_DEBUG === "1" ? error.stack : error.message) : String(error)}\n`);
+    code = 1;
+  } finally {
+    await cleanup();
+  }
+  process.exit(code);
+}

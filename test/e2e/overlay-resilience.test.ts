@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentState } from "../../agent/debug/state";
-import { configureAsFlannel, runAgentOnce, SimCluster, type SimNode, type SimPod } from "../support/cluster";
+import { configureAsFlannel, nodeFileEntry, runAgentOnce, SimCluster, writeNodeEntries, type SimNode, type SimPod } from "../support/cluster";
 import { eventually } from "../support/podman";
 import {
   startEchoServer, startPing, startTcpStream, tcpEcho, type EchoServer, type PingSummary, type StreamReport,
@@ -16,16 +16,6 @@ import {
 const ECHO_PORT = 7007;
 
 type Objects = ReturnType<SimNode["kernelObjects"]>;
-
-/** The node list as the agents read it: written to a temp name and renamed, as an operator's tool would. */
-function writeNodes(file: string, nodes: Record<string, unknown>[]): void {
-  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify({ nodes }, null, 2)}\n`);
-  fs.renameSync(`${file}.tmp`, file);
-}
-
-function entryOf(node: SimNode, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { name: node.name, podCidrs: [`10.244.${node.index}.0/24`], publicIp: node.ip, ...extra };
-}
 
 function ifindex(node: SimNode, device: string): number {
   return node.ipJson<{ ifindex: number }[]>(["link", "show", device])[0]!.ifindex;
@@ -63,7 +53,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
   const servers: EchoServer[] = [];
   const pods = () => cluster.nodes.map((node) => node.pods[0]!);
   const allObjects = (): Objects[] => cluster.nodes.map((node) => node.kernelObjects());
-  const restoreNodeFile = () => writeNodes(nodeFile, cluster.nodes.map((node) => entryOf(node)));
+  const restoreNodeFile = () => writeNodeEntries(nodeFile, cluster.nodes.map((node) => nodeFileEntry(node)));
   /** Waits for the cluster's normal state: every agent up, ready, with the two other nodes programmed and no source error. */
   const settled = () =>
     Promise.all(cluster.nodes.map((node) => {
@@ -233,20 +223,20 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
       await waitForError(/Cannot read node file .*ENOENT/);
       await hold(started + 20_000, /Cannot read node file .*ENOENT/);
       // An empty list right after an error is refused: the agents keep every node.
-      writeNodes(nodeFile, []);
+      writeNodeEntries(nodeFile, []);
       await waitForError(/Refusing an empty node list after an interruption; keeping 3 nodes/);
       await hold(started + 30_000, /Refusing an empty node list/);
       expect(Date.now() - started).toBeGreaterThanOrEqual(30_000);
       // Back: the error clears and everything is as before.
       fs.rmSync(`${nodeFile}.away`, { force: true });
-      writeNodes(nodeFile, JSON.parse(good).nodes as Record<string, unknown>[]);
+      writeNodeEntries(nodeFile, JSON.parse(good).nodes as Record<string, unknown>[]);
       await settled();
       expect(allObjects()).toEqual(before.objects);
       expect(cluster.nodes.map((node) => ifindex(node, "weft.1"))).toEqual(before.vteps);
     } finally {
       traffic = await Promise.all([ping.stop(), stream.stop()]);
       fs.rmSync(`${nodeFile}.away`, { force: true });
-      if (!fs.existsSync(nodeFile) || fs.readFileSync(nodeFile, "utf8") !== good) writeNodes(nodeFile, JSON.parse(good).nodes as Record<string, unknown>[]);
+      if (!fs.existsSync(nodeFile) || fs.readFileSync(nodeFile, "utf8") !== good) writeNodeEntries(nodeFile, JSON.parse(good).nodes as Record<string, unknown>[]);
     }
     const [pinged, streamed] = traffic;
     expect(pinged.lossy, "ping rounds with loss").toEqual([]);
@@ -283,7 +273,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
       ["same-ip", "skipped", /^public IP 192\.168\.90\.12 is also node node-2's$/],
     ];
     try {
-      writeNodes(nodeFile, [...cluster.nodes.map((node) => entryOf(node)), ...bad]);
+      writeNodeEntries(nodeFile, [...cluster.nodes.map((node) => nodeFileEntry(node)), ...bad]);
       for (const node of cluster.nodes) {
         const state = await eventually(() => {
           const s = node.state();
@@ -325,7 +315,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
     });
 
     // Removed from the node list: gone from every other node's kernel and state.
-    writeNodes(nodeFile, [entryOf(a), entryOf(b)]);
+    writeNodeEntries(nodeFile, [nodeFileEntry(a), nodeFileEntry(b)]);
     for (const [i, node] of [a, b].entries()) {
       await eventually(() => expect(node.kernelObjects()).toEqual(withoutC(before[i]!)), 10_000, 100);
       expect(node.state().peers.map((p) => p.name)).toEqual([i === 0 ? "node-2" : "node-1"]);
@@ -337,7 +327,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
     await c.stopAgent("SIGTERM");
     c.ns.exec(["ip", "link", "del", "weft.1"]);
     fs.rmSync(path.join(c.dir, "state"), { recursive: true, force: true });
-    writeNodes(nodeFile, [entryOf(a), entryOf(b), entryOf(c, { vtepMac: newMac })]);
+    writeNodeEntries(nodeFile, [nodeFileEntry(a), nodeFileEntry(b), nodeFileEntry(c, { vtepMac: newMac })]);
     c.startAgent(agentArgs);
     const state = await c.waitReady((s) => programmed(s).length === 2);
     expect(state.node.vtep).toMatchObject({ mac: newMac, macFrom: "node source" });
@@ -361,7 +351,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
     // and node-3's running agent moves its own device to the new MAC in place (not recreated, no restart).
     const newerMac = "02:3e:00:00:00:33";
     const vtep = ifindex(c, "weft.1");
-    writeNodes(nodeFile, [entryOf(a), entryOf(b), entryOf(c, { vtepMac: newerMac })]);
+    writeNodeEntries(nodeFile, [nodeFileEntry(a), nodeFileEntry(b), nodeFileEntry(c, { vtepMac: newerMac })]);
     for (const node of [a, b]) {
       await eventually(() => {
         const objects = node.kernelObjects();
@@ -377,14 +367,14 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
 
   it("applies a node list change from the difference alone, and reads the kernel at once when that fails", async () => {
     const [a, , c] = cluster.nodes as [SimNode, SimNode, SimNode];
-    const listed = cluster.nodes.map((node) => entryOf(node, node === c ? { vtepMac: c.state().node.vtep!.mac } : {}));
+    const listed = cluster.nodes.map((node) => nodeFileEntry(node, node === c ? { vtepMac: c.state().node.vtep!.mac } : {}));
     // No resync on node-1 for a minute: what happens next is the node list changes' doing.
     await a.stopAgent("SIGTERM");
     a.startAgent([...agentArgs, "--resync-interval", "60s"]);
     await a.waitReady((s) => programmed(s).length === 2);
     const whole = a.kernelObjects();
 
-    writeNodes(nodeFile, listed.slice(0, 2));
+    writeNodeEntries(nodeFile, listed.slice(0, 2));
     await eventually(() => expect(a.kernelObjects().routes).toHaveLength(whole.routes.length - 1), 10_000, 100);
     expect(a.state().reconcile.lastRun).toMatchObject({ trigger: "node list changed", mode: "incremental", failed: 0 });
     const fullRuns = a.state().reconcile.fullRuns;
@@ -392,7 +382,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
     // The VTEP deleted by hand takes every object on it along. The next change's incremental run fails on the
     // missing device, and a full run follows at once (not at the resync, a minute away) and puts it all back.
     a.ns.exec(["ip", "link", "del", "weft.1"]);
-    writeNodes(nodeFile, listed);
+    writeNodeEntries(nodeFile, listed);
     await eventually(() => expect(a.kernelObjects()).toEqual(whole), 10_000, 100);
     expect(a.agentLog()).toContain("An incremental reconcile failed; observing the kernel");
     expect(a.state().reconcile).toMatchObject({ fullRuns: fullRuns + 1, lastRun: { trigger: "node list changed", mode: "full", failed: 0 } });
@@ -418,7 +408,7 @@ describe("2 nodes, vxlan: weft-agent and a node configured by hand exactly as fl
     const flannel = configureAsFlannel(flannelNode, "10.244.2.0/24");
     flannelMac = flannel.vtepMac;
     const nodeFile = path.join(cluster.dir, "nodes.json");
-    writeNodes(nodeFile, [entryOf(weftNode), entryOf(flannelNode, { vtepMac: flannelMac })]);
+    writeNodeEntries(nodeFile, [nodeFileEntry(weftNode), nodeFileEntry(flannelNode, { vtepMac: flannelMac })]);
     const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } });
     weftNode.startAgent(["--source", "file", "--node-file", nodeFile, "--net-conf", netConf]);
     const state = await weftNode.waitReady((s) => programmed(s).includes("node-2"));
@@ -470,7 +460,7 @@ describe("2 nodes, host-gw: a node that is not on the same L2", () => {
   beforeAll(async () => {
     cluster = SimCluster.create({ label: "rh", nodes: 2 });
     const nodeFile = path.join(cluster.dir, "nodes.json");
-    writeNodes(nodeFile, [...cluster.nodes.map((node) => entryOf(node)), far]);
+    writeNodeEntries(nodeFile, [...cluster.nodes.map((node) => nodeFileEntry(node)), far]);
     const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "host-gw" } });
     for (const node of cluster.nodes) node.startAgent(["--source", "file", "--node-file", nodeFile, "--net-conf", netConf]);
     await Promise.all(cluster.nodes.map((node) => node.waitReady((s) => programmed(s).length === 1 && s.peers.length === 2)));
@@ -513,7 +503,7 @@ describe("weft-agent refuses a malformed net-conf", () => {
     cluster = SimCluster.create({ label: "rn", nodes: 1 });
     node = cluster.nodes[0]!;
     nodeFile = path.join(cluster.dir, "nodes.json");
-    writeNodes(nodeFile, [entryOf(node)]);
+    writeNodeEntries(nodeFile, [nodeFileEntry(node)]);
   });
 
   afterAll(async () => {

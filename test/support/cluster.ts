@@ -201,6 +201,18 @@ export interface ClusterOptions {
   nodes: number;
 }
 
+/** A node's entry in the file source's node list: name, pod CIDR 10.244.<index>.0/24, public IP, then `extra`. */
+export function nodeFileEntry(node: SimNode, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: node.name, podCidrs: [`10.244.${node.index}.0/24`], publicIp: node.ip, ...extra };
+}
+
+/** Writes a node list for the file source, to a temp name then renamed, as an operator's tool would. */
+export function writeNodeEntries(file: string, entries: Record<string, unknown>[]): void {
+  const temp = `${file}.tmp`;
+  fs.writeFileSync(temp, `${JSON.stringify({ nodes: entries }, null, 2)}\n`);
+  fs.renameSync(temp, file);
+}
+
 export class SimCluster {
   readonly underlay: TestNetns;
   readonly external: TestNetns;
@@ -256,12 +268,9 @@ export class SimCluster {
     return node;
   }
 
-  /** The node file for the file source: every node's name, pod CIDR 10.244.<index>.0/24 and public IP. */
+  /** The node file for the file source: every node's entry (see nodeFileEntry), written as writeNodeEntries does. */
   writeNodeFile(file = path.join(this.dir, "nodes.json"), nodes: SimNode[] = this.nodes, extra: (node: SimNode) => Record<string, unknown> = () => ({})): string {
-    const doc = { nodes: nodes.map((node) => ({ name: node.name, podCidrs: [`10.244.${node.index}.0/24`], publicIp: node.ip, ...extra(node) })) };
-    const temp = `${file}.tmp`;
-    fs.writeFileSync(temp, `${JSON.stringify(doc, null, 2)}\n`);
-    fs.renameSync(temp, file);
+    writeNodeEntries(file, nodes.map((node) => nodeFileEntry(node, extra(node))));
     return file;
   }
 

@@ -11,18 +11,9 @@ import {
   resolveNetwork,
   type NetConf,
 } from "../../cni/config";
-import { CniError, ErrorCode } from "../../cni/spec/errors";
+import { ErrorCode } from "../../cni/spec/errors";
 import { parseSubnetFile } from "../../cni/subnet-file";
-
-function catchError(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof CniError) return error;
-    throw new Error(`expected a CniError, got ${String(error)}`);
-  }
-  throw new Error("expected a CniError, nothing was thrown");
-}
+import { catchCniError } from "../support/catch-cni-error";
 
 const minimal = { cniVersion: "1.1.0", name: "weft", type: "weft" };
 const conf = (fields: Record<string, unknown>) => JSON.stringify({ ...minimal, ...fields });
@@ -155,7 +146,7 @@ describe("parseNetConf", () => {
       ["invalid UTF-8", Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), "not valid UTF-8"],
     ];
     it.each(cases)("%s", (_name, input, text) => {
-      const error = catchError(() => parseNetConf(input));
+      const error = catchCniError(() => parseNetConf(input));
       expect(error.code).toBe(ErrorCode.DecodeFailure);
       expect(error.msg).toContain(text);
       expect(error.msg).not.toContain("\n");
@@ -165,7 +156,7 @@ describe("parseNetConf", () => {
   it("refuses 10 MB of garbage quickly, naming the limit", () => {
     const garbage = Buffer.alloc(10 * 1024 * 1024, 0x61);
     const started = performance.now();
-    const error = catchError(() => parseNetConf(garbage));
+    const error = catchCniError(() => parseNetConf(garbage));
     expect(performance.now() - started).toBeLessThan(100);
     expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(error.msg).toContain(`${MAX_CONFIG_BYTES}-byte limit`);
@@ -179,24 +170,24 @@ describe("parseNetConf", () => {
 
   describe("cniVersion", () => {
     it("is required (1)", () => {
-      const error = catchError(() => parseNetConf(JSON.stringify({ name: "weft", type: "weft" })));
+      const error = catchCniError(() => parseNetConf(JSON.stringify({ name: "weft", type: "weft" })));
       expect(error.code).toBe(ErrorCode.IncompatibleVersion);
       expect(error.msg).toContain("cniVersion");
     });
     it.each(["0.2.0", "0.1.0", "1.2.0", "2.0.0", "", "latest"])("%j is refused (1) naming the supported versions", (version) => {
-      const error = catchError(() => parseNetConf(conf({ cniVersion: version })));
+      const error = catchCniError(() => parseNetConf(conf({ cniVersion: version })));
       expect(error.code).toBe(ErrorCode.IncompatibleVersion);
       expect(error.msg).toContain("0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
     });
     it("must be a string (7)", () => {
-      const error = catchError(() => parseNetConf(conf({ cniVersion: 1 })));
+      const error = catchCniError(() => parseNetConf(conf({ cniVersion: 1 })));
       expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
       expect(error.msg).toContain('"cniVersion"');
     });
   });
 
   it("gives the exact message for a wrong type", () => {
-    expect(catchError(() => parseNetConf(conf({ mtu: "abc" }))).msg).toBe(
+    expect(catchCniError(() => parseNetConf(conf({ mtu: "abc" }))).msg).toBe(
       'Invalid network config: "mtu" must be an integer between 68 and 65535, got "abc"',
     );
   });
@@ -254,7 +245,7 @@ describe("parseNetConf", () => {
     ["prevResult a string", { prevResult: "{}" }, '"prevResult"'],
   ];
   it.each(badConfigs)("refuses %s with code 7 naming the field", (_name, fields, text) => {
-    const error = catchError(() => parseNetConf(conf(fields)));
+    const error = catchCniError(() => parseNetConf(conf(fields)));
     expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(error.msg.startsWith("Invalid network config: ")).toBe(true);
     expect(error.msg).toContain(text);
@@ -325,7 +316,7 @@ describe("parseSubnetFile", () => {
     ["no MTU", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n", "FLANNEL_MTU is missing"],
   ];
   it.each(malformed)("refuses %s with code 7 naming the file and the line", (_name, text, problem) => {
-    const error = catchError(() => parseSubnetFile(text, { path: "/run/weft/test.env" }));
+    const error = catchCniError(() => parseSubnetFile(text, { path: "/run/weft/test.env" }));
     expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(error.msg).toContain("Invalid subnet file /run/weft/test.env: ");
     expect(error.msg).toContain(problem);
@@ -378,7 +369,7 @@ describe("resolveNetwork", () => {
 
   it("asks to try again later (11) when the agent has not written the file, naming it", () => {
     const file = path.join(tempDir, "missing", "subnet.env");
-    const error = catchError(() => resolveNetwork(parseNetConf(conf({ subnetFile: file }))));
+    const error = catchCniError(() => resolveNetwork(parseNetConf(conf({ subnetFile: file }))));
     expect(error.code).toBe(ErrorCode.TryAgainLater);
     expect(error.msg).toContain(file);
     expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOENT");
@@ -386,7 +377,7 @@ describe("resolveNetwork", () => {
 
   it("reports any other read failure as I/O (5)", () => {
     const denied = Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" });
-    const error = catchError(() =>
+    const error = catchCniError(() =>
       resolveNetwork(parseNetConf(conf({})), () => {
         throw denied;
       }),
@@ -397,7 +388,7 @@ describe("resolveNetwork", () => {
   });
 
   it("reports a malformed file as a config error (7) naming the file and line", () => {
-    const error = catchError(() => resolveNetwork(parseNetConf(conf({})), () => "FLANNEL_NETWORK=10.244.0.0/16\ngarbage\n"));
+    const error = catchCniError(() => resolveNetwork(parseNetConf(conf({})), () => "FLANNEL_NETWORK=10.244.0.0/16\ngarbage\n"));
     expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(error.msg).toContain("Invalid subnet file /run/weft/subnet.env: line 2");
   });

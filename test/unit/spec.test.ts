@@ -12,16 +12,7 @@ import {
   versionInfo,
   type CniCommand,
 } from "../../cni/spec/version";
-
-function catchError(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof CniError) return error;
-    throw new Error(`expected a CniError, got ${String(error)}`);
-  }
-  throw new Error("expected a CniError, nothing was thrown");
-}
+import { catchCniError } from "../support/catch-cni-error";
 
 /** A 1.1 result using every field weft knows. */
 function fullResult(): CniResult {
@@ -83,13 +74,13 @@ describe("versions", () => {
     expect(compareVersions("1.10.0", "1.9.0")).toBeGreaterThan(0);
     expect(compareVersions("0.3.1", "0.4.0")).toBeLessThan(0);
     expect(compareVersions("1.1.0", "1.1.0")).toBe(0);
-    expect(catchError(() => compareVersions("abc", "1.0.0")).code).toBe(ErrorCode.IncompatibleVersion);
+    expect(catchCniError(() => compareVersions("abc", "1.0.0")).code).toBe(ErrorCode.IncompatibleVersion);
   });
 
   it("accepts every supported version and refuses others with code 1 naming the supported list", () => {
     for (const version of SUPPORTED_VERSIONS) expect(checkSupported(version)).toBe(version);
     for (const version of ["0.1.0", "0.2.0", "1.2.0", "2.0.0", "", "1.0"]) {
-      const error = catchError(() => checkSupported(version));
+      const error = catchCniError(() => checkSupported(version));
       expect(error.code).toBe(1);
       expect(error.msg).toContain(`"${version}"`);
       expect(error.msg).toContain("0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
@@ -112,7 +103,7 @@ describe("versions", () => {
     if (allowed) {
       expect(() => checkCommandAllowed(command, version)).not.toThrow();
     } else {
-      const error = catchError(() => checkCommandAllowed(command, version));
+      const error = catchCniError(() => checkCommandAllowed(command, version));
       expect(error.code).toBe(ErrorCode.IncompatibleVersion);
       expect(error.msg).toContain(command);
       expect(error.msg).toContain(version);
@@ -232,7 +223,7 @@ describe("result conversion", () => {
   });
 
   it("refuses a version weft does not speak with code 1", () => {
-    expect(catchError(() => convertResult(fullResult(), "0.2.0")).code).toBe(1);
+    expect(catchCniError(() => convertResult(fullResult(), "0.2.0")).code).toBe(1);
   });
 
   it.each([...SUPPORTED_VERSIONS])("round-trips through %s as JSON", (version) => {
@@ -317,13 +308,13 @@ describe("prevResult parsing", () => {
     ["search not strings", { dns: { search: [1] } }, "1.0.0", '"prevResult.dns.search[0]"'],
   ];
   it.each(invalid)("refuses %s with code 7 naming the field", (_name, json, version, field) => {
-    const error = catchError(() => parsePrevResult(json, version));
+    const error = catchCniError(() => parsePrevResult(json, version));
     expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(error.msg).toContain(field);
     expect(error.msg.startsWith("Invalid network config: ")).toBe(true);
   });
 
   it("refuses a version it does not speak with code 1", () => {
-    expect(catchError(() => parsePrevResult({ ip4: { ip: "10.0.0.2/8" } }, "0.2.0")).code).toBe(1);
+    expect(catchCniError(() => parsePrevResult({ ip4: { ip: "10.0.0.2/8" } }, "0.2.0")).code).toBe(1);
   });
 });
