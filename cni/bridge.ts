@@ -1,10 +1,20 @@
 // The node's bridge (cni0 by default): created on the first ADD, then only verified. Concurrent ADDs race to
 // create it; the loser finds it existing. A link of that name that is not a bridge is an error, never touched.
+// A failed ADD removes the bridge if it created it and no pod has joined it since; the bridge lock (shared while
+// ADDs create or join the bridge, exclusive for that removal) keeps the removal from pulling a bridge out from
+// under an ADD that is joining it.
+import { closeSync, constants, openSync } from "node:fs";
+import { join } from "node:path";
+import { flock, LOCK_EX, LOCK_SH } from "../native/libc";
+import { privateCacheDir } from "../native/koffi-loader";
 import {
   addAddress,
   createBridge,
+  deleteLink,
   getLink,
+  getLinkByIndex,
   listAddresses,
+  listLinks,
   setLink,
   type Link,
   type NetlinkSocket,
@@ -31,11 +41,14 @@ export function findBridge(sock: NetlinkSocket, name: string): Link | undefined 
   return link;
 }
 
-export function ensureBridge(sock: NetlinkSocket, options: BridgeOptions): Link {
+/** The bridge, up, with the MTU and gateway addresses asked for; `created` when this call created it. */
+export function ensureBridge(sock: NetlinkSocket, options: BridgeOptions): { bridge: Link; created: boolean } {
   let bridge = findBridge(sock, options.name);
+  let created = false;
   if (!bridge) {
     try {
       createBridge(sock, options.mtu === undefined ? { name: options.name } : { name: options.name, mtu: options.mtu });
+      created = true;
     } catch (error) {
       if (!isErrno(error, "EEXIST")) throw error;
     }
@@ -57,5 +70,34 @@ export function ensureBridge(sock: NetlinkSocket, options: BridgeOptions): Link 
       }
     }
   }
-  return bridge;
+  return { bridge, created };
+}
+
+/**
+ * Runs `fn` holding the lock of bridge `name`: "shared" around creating or joining the bridge (ADDs do not wait
+ * for each other), "exclusive" around removing it. One lock file per bridge name in weft's private directory,
+ * whatever the netns: bridges of the same name in other namespaces only share a lock that is rarely exclusive.
+ */
+export function withBridgeLock<T>(name: string, mode: "shared" | "exclusive", fn: () => T): T {
+  const fd = openSync(join(privateCacheDir(), `bridge-${name}.lock`), constants.O_RDONLY | constants.O_CREAT, 0o600);
+  try {
+    flock(fd, mode === "shared" ? LOCK_SH : LOCK_EX);
+    return fn();
+  } finally {
+    closeSync(fd); // releases the lock
+  }
+}
+
+/**
+ * Undo of an ADD that created the bridge: removes it (and so its gateway addresses) unless another pod's port
+ * joined it meanwhile. A bridge that existed before the ADD is left as it is, gateway addresses included: pods
+ * already on it may route through them.
+ */
+export function removeBridgeIfUnused(sock: NetlinkSocket, bridge: Link): void {
+  withBridgeLock(bridge.name, "exclusive", () => {
+    const current = getLinkByIndex(sock, bridge.index);
+    if (current?.name !== bridge.name || current.kind !== "bridge") return;
+    if (listLinks(sock).some((link) => link.masterIndex === bridge.index)) return;
+    deleteLink(sock, bridge.index);
+  });
 }

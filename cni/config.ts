@@ -7,7 +7,8 @@
 //
 // Decisions:
 // - stdin is capped at MAX_CONFIG_BYTES (1 MiB): a real config with a prevResult is a few KiB; anything larger
-//   is not a config, and is refused before decoding (code 7) rather than parsed.
+//   is not a config, and is refused before decoding rather than parsed: code 7 if it starts like a JSON object,
+//   else code 6 (not JSON), as smaller garbage gets.
 // - `ipMasq: true` is refused (code 7): weft installs no per-pod NAT; the agent masquerades the whole pod
 //   network. Silently ignoring it would hide that the setting lives in the agent.
 // - `ipam.type` must be host-local or absent: weft's IPAM is in-process and host-local compatible.
@@ -157,6 +158,11 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
 function decodeConfig(stdin: Uint8Array | string): JsonObject {
   const size = typeof stdin === "string" ? Buffer.byteLength(stdin) : stdin.byteLength;
   if (size > MAX_CONFIG_BYTES) {
+    // Not parsed: too large to be a config. What does not even start like a JSON object is a decoding failure.
+    const head = (typeof stdin === "string" ? stdin.slice(0, 64) : Buffer.from(stdin.subarray(0, 64)).toString("latin1")).replace(/^\ufeff|^\xef\xbb\xbf/, "");
+    if (!head.trimStart().startsWith("{")) {
+      throw new CniError(ErrorCode.DecodeFailure, `Cannot decode network config: stdin is not JSON (${size} bytes, beginning ${JSON.stringify(head.slice(0, 16))})`);
+    }
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
       `Invalid network config: stdin is ${size} bytes, more than the ${MAX_CONFIG_BYTES}-byte limit`,

@@ -13,6 +13,7 @@ export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
+export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_UN = 8;
 const NS_GET_NSTYPE = 0xb703;
@@ -61,7 +62,7 @@ export function setns(fd: number, nstype: number): void {
   check("setns", libc().setns(fd, nstype));
 }
 
-/** Blocks until the lock is held (LOCK_EX) or releases it (LOCK_UN). */
+/** Blocks until the lock is held (LOCK_SH, LOCK_EX) or releases it (LOCK_UN). */
 export function flock(fd: number, operation: number): void {
   check("flock", libc().flock(fd, operation));
 }

@@ -1,6 +1,7 @@
 // ADD: give the container an interface on the node's bridge and an address from the node's range.
 // Reads top to bottom like the script it is; after each side effect an undo step is pushed, and any failure
-// runs them newest first, so a failed ADD leaves no link, no address and no reservation behind.
+// runs them newest first, so a failed ADD leaves no link, no address and no reservation behind (the bridge too,
+// when this ADD created it and no other pod has joined it).
 import { closeSync } from "node:fs";
 import {
   addAddress,
@@ -17,7 +18,7 @@ import {
 import { isErrno } from "../../native/errors";
 import { openCurrentNetns, withNetns } from "../../native/netns";
 import { writeSysctl } from "../../native/sysctl";
-import { ensureBridge, findBridge } from "../bridge";
+import { ensureBridge, findBridge, removeBridgeIfUnused, withBridgeLock } from "../bridge";
 import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
 import { hostVethAlias, hostVethName, isLeftoverOf } from "../host-veth";
@@ -49,15 +50,20 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
     );
     undo.push("release IPs", () => release(network.store, { id: env.containerId, ifname: env.ifname }));
 
-    const bridge = ensureBridge(host, {
-      name: conf.bridge,
-      mtu: network.mtu,
-      gatewayCidrs: conf.isGateway || conf.isDefaultGateway ? allocations.map(gatewayCidr) : [],
+    // Under the bridge's shared lock until our port is on it: a failed ADD that created the bridge removes it
+    // only while no ADD is between finding the bridge and joining it (see bridge.ts).
+    const { bridge, hostVeth } = withBridgeLock(conf.bridge, "shared", () => {
+      const { bridge, created } = ensureBridge(host, {
+        name: conf.bridge,
+        mtu: network.mtu,
+        gatewayCidrs: conf.isGateway || conf.isDefaultGateway ? allocations.map(gatewayCidr) : [],
+      });
+      if (created) undo.push(`remove bridge ${conf.bridge}, created by this ADD`, () => removeBridgeIfUnused(host, bridge));
+      const hostVeth = createVethPair(host, pod, { env, network, hostNetnsFd, undo });
+      setLink(host, hostVeth.index, { masterIndex: bridge.index, up: true });
+      return { bridge, hostVeth };
     });
     if (conf.isGateway || conf.isDefaultGateway) enableForwarding(allocations);
-
-    const hostVeth = createVethPair(host, pod, { env, network, hostNetnsFd, undo });
-    setLink(host, hostVeth.index, { masterIndex: bridge.index, up: true });
     if (conf.hairpinMode) setBridgePortHairpin(host, hostVeth.index, true);
 
     const podLink = configurePodInterface(pod, podNetnsFd, { env, allocations });

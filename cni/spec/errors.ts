@@ -1,6 +1,7 @@
 // Errors of the CNI layer. A CniError carries one of the spec's well-known codes (or one of weft's own, 100+)
 // from the place that knows what went wrong up to cni/main.ts, which alone turns it into the error JSON that
 // libcni reads from stdout. Below that point errors only gain context (via `cause`).
+import { KernelError } from "../../native/errors";
 
 /** The spec's well-known error codes (0-99 reserved by the spec), weft's own (100+), and the catch-all. */
 export const ErrorCode = {
@@ -81,13 +82,13 @@ const FALLBACK_VERSION = "1.1.0";
 const MAX_DETAILS_LENGTH = 4096;
 
 /**
- * Turns any thrown value into the spec's error JSON. A CniError keeps its code; anything else is 999 with its
- * message. The details carry the CniError's own details, then the chain of causes, so that the reason a
+ * Turns any thrown value into the spec's error JSON. A CniError keeps its code, a KernelError that no step
+ * wrapped is 102, anything else is 999 with its message. The details carry the CniError's own details, then the chain of causes, so that the reason a
  * kernel call or a file read failed reaches the runtime's log. `cniVersion` is the version the caller asked
  * in; when it is unknown or not a version at all, the answer is in the latest one. Called only by cni/main.ts.
  */
 export function toErrorJson(error: unknown, cniVersion: string | undefined): ErrorJson {
-  const code = error instanceof CniError ? error.code : ErrorCode.Internal;
+  const code = error instanceof CniError ? error.code : error instanceof KernelError ? ErrorCode.KernelFailure : ErrorCode.Internal;
   const msg = truncate(error instanceof CniError ? error.msg : oneLine(describe(error)), MAX_MSG_LENGTH);
   const parts: string[] = [];
   if (error instanceof CniError && error.details) parts.push(error.details);

@@ -129,19 +129,43 @@ describe("ADD details", () => {
     }
   });
 
-  it("rolls back everything when a late step fails (a route whose gateway is unreachable)", () => {
+  const failingRoute = { dst: "192.0.2.0/24", gw: "198.51.100.1" }; // its gateway is on no link: the pod route fails
+  const nodeLinks = () => node.node.exec(["ip", "-o", "link", "show"]).split("\n").map((line) => line.split(":")[1]?.trim()).filter(Boolean);
+
+  it("rolls back everything when a late step fails (a route whose gateway is unreachable), the bridge it created too", () => {
     const pod = node.pod();
     const containerId = node.containerId();
     const conf = node.conf({
-      ipam: { ranges: [[{ subnet: "10.240.0.0/24" }]], routes: [{ dst: "192.0.2.0/24", gw: "198.51.100.1" }], dataDir: node.dataDir },
+      bridge: "cnirb",
+      ipam: { ranges: [[{ subnet: "10.243.0.0/24" }]], routes: [failingRoute], dataDir: node.dataDir },
     });
-    const vethsBefore = node.hostVeths();
+    const linksBefore = nodeLinks();
     const result = node.run("ADD", { containerId, netns: pod.path }, conf);
     expect(result.code).toBe(1);
     expect(result.json.msg).toContain("192.0.2.0/24");
+    expect(result.json.details ?? "").not.toContain("rollback incomplete");
     expect(node.reservations()).toEqual([]);
-    expect(node.hostVeths()).toEqual(vethsBefore);
+    expect(nodeLinks()).toEqual(linksBefore);
     expect(pod.exec(["ip", "-o", "link"])).not.toContain("eth0");
+  });
+
+  it("a failed ADD leaves a bridge it did not create, and the pods on it, as they were", () => {
+    const conf = node.conf({ bridge: "cnikeep", ipam: { ranges: [[{ subnet: "10.244.0.0/24" }]], dataDir: node.dataDir } });
+    const [a, b] = [node.pod("a"), node.pod("b")];
+    const [idA, idB] = [node.containerId(), node.containerId()];
+    const first = node.add({ containerId: idA, netns: a.path }, conf);
+    try {
+      const bridgeBefore = node.node.exec(["ip", "-o", "addr", "show", "dev", "cnikeep"]);
+      const failed = node.run("ADD", { containerId: idB, netns: b.path }, { ...conf, ipam: { ...(conf.ipam as object), routes: [failingRoute] } });
+      expect(failed.code).toBe(1);
+      expect(node.node.exec(["ip", "-o", "addr", "show", "dev", "cnikeep"])).toBe(bridgeBefore);
+      expect(node.node.exec(["ip", "-o", "link", "show", "master", "cnikeep"])).toContain(first.interfaces[1].name);
+      expect(node.reservations()).toEqual([first.ips[0].address.split("/")[0]]);
+      const check = node.run("CHECK", { containerId: idA, netns: a.path }, { ...conf, prevResult: first });
+      expect(check.code, check.stdout).toBe(0);
+    } finally {
+      node.run("DEL", { containerId: idA, netns: a.path }, conf);
+    }
   });
 
   it("takes the node subnet from the agent's subnet file when ipam.ranges is absent", () => {

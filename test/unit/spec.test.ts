@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { KernelError } from "../../native/errors";
 import { CniError, ErrorCode, isCniError, toErrorJson } from "../../cni/spec/errors";
 import { convertResult, parsePrevResult, type CniResult } from "../../cni/spec/result";
 import {
@@ -142,6 +143,10 @@ describe("errors", () => {
     expect(json).toEqual({ cniVersion: "0.4.0", code: 999, msg: "something broke badly" });
     expect(toErrorJson("a string was thrown", "1.1.0")).toMatchObject({ code: 999, msg: "a string was thrown" });
     expect(toErrorJson(undefined, "1.1.0")).toEqual({ cniVersion: "1.1.0", code: 999, msg: "undefined was thrown" });
+  });
+
+  it("gives a kernel error that no step wrapped code 102, with its errno in the message", () => {
+    expect(toErrorJson(new KernelError("RTM_NEWLINK ifindex 56", 22), "1.1.0")).toEqual({ cniVersion: "1.1.0", code: 102, msg: "RTM_NEWLINK ifindex 56: EINVAL" });
   });
 
   it("puts the cause chain in details", () => {
