@@ -7,7 +7,7 @@ import type { CniEnv } from "../env";
 import { hostVethName } from "../host-veth";
 import { listReservations } from "../ipam";
 import { ipamCall, openStore } from "../network";
-import { parseCidr } from "../spec/addresses";
+import { cidrInside, parseCidr } from "../spec/addresses";
 import { CniError, ErrorCode } from "../spec/errors";
 import type { CniResult } from "../spec/result";
 import { checkCommandAllowed } from "../spec/version";
@@ -46,7 +46,7 @@ export function runCheck(env: CniEnv, stdin: Buffer): unknown {
   for (const address of ips) {
     if (!present.has(normalizeCidr(address))) throw mismatch(`${env.ifname} lacks address ${address}`);
   }
-  checkRoutes(prev, routes, podLink);
+  checkRoutes(ourRoutes(prev, ips), routes, podLink);
   checkHostSide(env, conf.bridge);
   checkReservations(env, ips, openStore(conf));
   return undefined;
@@ -57,8 +57,23 @@ function normalizeCidr(cidr: string): string {
   return parsed ? `${parsed.address}/${parsed.prefixLength}` : cidr;
 }
 
-function checkRoutes(prev: CniResult, routes: ReturnType<typeof listRoutes>, podLink: Link): void {
-  for (const route of prev.routes) {
+/**
+ * The routes of prevResult that are ours: those via a gateway inside one of our addresses' subnets, and those
+ * without a gateway. A plugin chained before weft lists its own routes too, via gateways on its own interfaces.
+ */
+function ourRoutes(prev: CniResult, ourAddresses: readonly string[]): CniResult["routes"] {
+  const subnets = ourAddresses.map(parseCidr).filter((cidr) => cidr !== undefined);
+  return prev.routes.filter((route) => {
+    if (!route.gw) return true;
+    return subnets.some((subnet) => {
+      const gateway = parseCidr(`${route.gw}/${subnet.family === 4 ? 32 : 128}`);
+      return gateway !== undefined && cidrInside(gateway, subnet);
+    });
+  });
+}
+
+function checkRoutes(expected: CniResult["routes"], routes: ReturnType<typeof listRoutes>, podLink: Link): void {
+  for (const route of expected) {
     const dst = parseCidr(route.dst);
     const isDefault = dst?.prefixLength === 0;
     const found = routes.some(

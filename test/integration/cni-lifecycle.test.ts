@@ -97,10 +97,13 @@ describe("ADD details", () => {
     const pod = node.pod();
     const containerId = node.containerId();
     const first = node.add({ containerId, netns: pod.path });
+    const [nodeLinksBefore, podLinksBefore] = [node.node.exec(["ip", "-o", "link"]), pod.exec(["ip", "-o", "link"])];
     const second = node.run("ADD", { containerId: node.containerId(), netns: pod.path }, node.conf());
     expect(second.code).toBe(1);
     expect(second.json).toMatchObject({ code: 101, msg: expect.stringContaining("eth0") });
     expect(node.reservations()).toEqual([first.ips[0].address.split("/")[0]]);
+    expect(node.node.exec(["ip", "-o", "link"])).toBe(nodeLinksBefore);
+    expect(pod.exec(["ip", "-o", "link"])).toBe(podLinksBefore);
     node.run("DEL", { containerId, netns: pod.path }, node.conf());
     expect(node.reservations()).toEqual([]);
   });
@@ -123,6 +126,78 @@ describe("ADD details", () => {
       expect(pod.exec(["ip", "-4", "route", "show", "default"])).toContain("via 10.241.0.1");
       expect(pod.exec(["ip", "-6", "route", "show", "default"])).toContain("via fd00:241::1");
       const check = node.run("CHECK", { containerId, netns: pod.path }, { ...conf, prevResult: result });
+      expect(check.code, check.stdout).toBe(0);
+    } finally {
+      node.run("DEL", { containerId, netns: pod.path }, conf);
+    }
+  });
+
+  it("applies the config's mtu, hairpinMode false, isGateway false and ipam.routes; turns on arp_notify", () => {
+    const pod = node.pod();
+    const containerId = node.containerId();
+    const conf = node.conf({
+      bridge: "cniopt",
+      mtu: 1300,
+      hairpinMode: false,
+      isGateway: false,
+      ipam: { ranges: [[{ subnet: "10.245.0.0/24" }]], routes: [{ dst: "192.0.2.0/24" }, { dst: "198.51.100.0/24", gw: "10.245.0.9" }], dataDir: node.dataDir },
+    });
+    const result = node.add({ containerId, netns: pod.path }, conf);
+    try {
+      const hostVeth = result.interfaces[1].name;
+      const mtuOf = (ns: typeof node.node, dev: string) => (JSON.parse(ns.exec(["ip", "-j", "link", "show", dev])) as { mtu: number }[])[0]!.mtu;
+      expect([mtuOf(node.node, "cniopt"), mtuOf(node.node, hostVeth), mtuOf(pod, "eth0")]).toEqual([1300, 1300, 1300]);
+      expect(result.interfaces.map((i: { mtu?: number }) => i.mtu)).toEqual([1300, 1300, 1300]);
+      const port = JSON.parse(node.node.exec(["bridge", "-j", "-d", "link", "show", "dev", hostVeth]))[0];
+      expect(port.hairpin).toBe(false);
+      // Not the gateway: the bridge holds no address.
+      expect(node.node.exec(["ip", "-o", "addr", "show", "dev", "cniopt", "scope", "global"])).toBe("");
+      expect(pod.exec(["cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"]).trim()).toBe("1");
+      // ipam.routes: a route without gw goes via the range's gateway, one with gw via that.
+      expect(pod.exec(["ip", "route", "show", "192.0.2.0/24"])).toContain("via 10.245.0.1 dev eth0 proto 87");
+      expect(pod.exec(["ip", "route", "show", "198.51.100.0/24"])).toContain("via 10.245.0.9 dev eth0 proto 87");
+      expect(result.routes).toEqual([{ dst: "192.0.2.0/24", gw: "10.245.0.1" }, { dst: "198.51.100.0/24", gw: "10.245.0.9" }]);
+      const check = node.run("CHECK", { containerId, netns: pod.path }, { ...conf, prevResult: result });
+      expect(check.code, check.stdout).toBe(0);
+    } finally {
+      node.run("DEL", { containerId, netns: pod.path }, conf);
+    }
+  });
+
+  it("gives a dual-stack bridge a gateway address per family and turns on forwarding for both", () => {
+    const pod = node.pod();
+    const containerId = node.containerId();
+    const conf = node.conf({ bridge: "cnids", ipam: { ranges: [[{ subnet: "10.246.0.0/24" }], [{ subnet: "fd00:246::/64" }]], dataDir: node.dataDir } });
+    node.add({ containerId, netns: pod.path }, conf);
+    try {
+      const addresses = node.node.exec(["ip", "-o", "addr", "show", "dev", "cnids"]);
+      expect(addresses).toContain("inet 10.246.0.1/24");
+      expect(addresses).toContain("inet6 fd00:246::1/64");
+      expect(node.node.exec(["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"]).split("\n").slice(0, 2)).toEqual(["1", "1"]);
+    } finally {
+      node.run("DEL", { containerId, netns: pod.path }, conf);
+    }
+  });
+
+  it("chained after another plugin: keeps prevResult's interfaces, IPs, routes and DNS, and numbers its own after them", () => {
+    const pod = node.pod();
+    const containerId = node.containerId();
+    const prevResult = {
+      cniVersion: "1.1.0",
+      interfaces: [{ name: "dummy0", mac: "02:00:00:00:00:aa", sandbox: pod.path }],
+      ips: [{ address: "192.0.2.10/24", interface: 0 }],
+      routes: [{ dst: "203.0.113.0/24", gw: "192.0.2.1" }],
+      dns: { nameservers: ["192.0.2.53"] },
+    };
+    const conf = node.conf({ prevResult });
+    const result = node.add({ containerId, netns: pod.path }, conf);
+    try {
+      expect(result.interfaces.map((i: { name: string }) => i.name)).toEqual(["dummy0", "cni0", expect.stringMatching(/^veth/), "eth0"]);
+      expect(result.interfaces[0]).toEqual(prevResult.interfaces[0]);
+      expect(result.ips).toEqual([prevResult.ips[0], { address: expect.stringMatching(/^10\.240\.0\.\d+\/24$/), gateway: "10.240.0.1", interface: 3 }]);
+      expect(result.routes).toEqual(prevResult.routes);
+      expect(result.dns).toEqual(prevResult.dns);
+      const check = node.run("CHECK", { containerId, netns: pod.path }, { ...node.conf(), prevResult: result });
       expect(check.code, check.stdout).toBe(0);
     } finally {
       node.run("DEL", { containerId, netns: pod.path }, conf);
@@ -207,6 +282,17 @@ describe("DEL, CHECK, GC, STATUS", () => {
     expect(node.reservations()).toEqual([]);
   });
 
+  it("DEL succeeds when the pod's interface is already gone, and releases the IP", () => {
+    const pod = node.pod();
+    const containerId = node.containerId();
+    const result = node.add({ containerId, netns: pod.path });
+    pod.exec(["ip", "link", "del", "eth0"]); // takes the host end with it
+    expect(node.hostVeths()).not.toContain(result.interfaces[1].name);
+    const del = node.run("DEL", { containerId, netns: pod.path }, node.conf());
+    expect(del.code, del.stdout).toBe(0);
+    expect(node.reservations()).toEqual([]);
+  });
+
   it("CHECK names what differs: a removed address, a changed MAC", () => {
     const pod = node.pod();
     const containerId = node.containerId();
@@ -223,6 +309,42 @@ describe("DEL, CHECK, GC, STATUS", () => {
     } finally {
       node.run("DEL", { containerId, netns: pod.path }, conf);
     }
+  });
+
+  it("CHECK names what differs: a missing route, the host veth off the bridge or gone, a reservation lost or another's", () => {
+    const pod = node.pod();
+    const containerId = node.containerId();
+    const conf = node.conf({ ipam: { ranges: [[{ subnet: "10.240.0.0/24" }]], routes: [{ dst: "192.0.2.0/24" }], dataDir: node.dataDir } });
+    const result = node.add({ containerId, netns: pod.path }, conf);
+    const check = () => node.run("CHECK", { containerId, netns: pod.path }, { ...conf, prevResult: result }).json as { code: number; msg: string } | undefined;
+    const ip = result.ips[0].address.split("/")[0] as string;
+    const hostVeth = result.interfaces[1].name as string;
+    const reservation = path.join(node.dataDir, node.networkName, ip);
+    try {
+      expect(check()).toBeUndefined();
+
+      pod.exec(["ip", "route", "del", "192.0.2.0/24"]);
+      expect(check()).toMatchObject({ code: 103, msg: expect.stringContaining("route 192.0.2.0/24 via 10.240.0.1 is missing") });
+      pod.exec(["ip", "route", "add", "192.0.2.0/24", "via", "10.240.0.1", "dev", "eth0", "proto", "87"]);
+
+      node.node.exec(["ip", "link", "set", hostVeth, "nomaster"]);
+      expect(check()).toMatchObject({ code: 103, msg: expect.stringContaining(`${hostVeth} is not attached to bridge cni0`) });
+      node.node.exec(["ip", "link", "set", hostVeth, "master", "cni0"]);
+
+      const saved = fs.readFileSync(reservation, "utf8");
+      fs.rmSync(reservation);
+      expect(check()).toMatchObject({ code: 103, msg: expect.stringContaining(`IP ${ip} is not reserved for ${containerId}/eth0`) });
+      fs.writeFileSync(reservation, "someone-else\r\neth0");
+      expect(check()).toMatchObject({ code: 103, msg: expect.stringContaining(`IP ${ip} is not reserved for ${containerId}/eth0`) });
+      fs.writeFileSync(reservation, saved);
+      expect(check()).toBeUndefined();
+
+      node.node.exec(["ip", "link", "del", hostVeth]); // the pod end goes with it
+      expect(check()).toMatchObject({ code: 103, msg: expect.stringContaining("eth0 does not exist") });
+    } finally {
+      node.run("DEL", { containerId, netns: pod.path }, conf);
+    }
+    expect(node.reservations()).toEqual([]);
   });
 
   it("GC releases every reservation and host veth not in cni.dev/valid-attachments", () => {
