@@ -13,7 +13,8 @@
 #   2. processes still inside a `wft-*` netns (agents, servers started by tests), killed by PID, then the netns.
 #   3. mounts left under our temp dirs (container shm), then the temp dirs themselves.
 #   4. libcni's cache (/var/lib/cni/results/<network>-<container>-<ifname>, fixed path in podman 4.3) and the
-#      reference host-local's default data dir (/var/lib/cni/networks/<network>) for networks named `wft-*`.
+#      reference host-local's default data dir (/var/lib/cni/networks/<network>) for networks named `wft-*`;
+#      `wft-*` conflists in /etc/cni/net.d and plugin copies in /opt/cni/bin (test/support/podman.ts).
 set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -61,7 +62,9 @@ for path in "$tmp/$prefix"*; do
   rm -rf --one-file-system "$path" 2>/dev/null || { echo "cleanup-test-state: cannot remove $path" >&2; status=1; }
 done
 
-# 4. libcni cache and host-local default data dirs of our networks
+# 4. libcni cache and host-local default data dirs of our networks; our conflists and plugin copies in the
+#    runtimes' default dirs (after step 1: podman's DEL reads them)
 rm -rf /var/lib/cni/results/"$prefix"* /var/lib/cni/networks/"$prefix"* 2>/dev/null || true
+rm -f /etc/cni/net.d/"$prefix"* /opt/cni/bin/"$prefix"* 2>/dev/null || true
 
 exit $status

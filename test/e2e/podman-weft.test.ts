@@ -1,13 +1,13 @@
-// A real runtime: podman (CNI backend) runs busybox containers on a weft network. The plugin directory holds
-// only a copy of dist/weft (standing in for /opt/cni/bin; portmap comes from the reference plugins), and the
-// conflist is weft then portmap, as the agent writes it.
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// A real runtime: podman (CNI backend) runs busybox containers on a weft network, with podman's own CNI paths as
+// on a node: the conflist in /etc/cni/net.d, dist/weft copied into /opt/cni/bin (under a name of this run, so
+// a real install is never replaced), portmap found in the reference plugins' dir. The conflist is weft then
+// portmap, as the agent writes it.
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { WEFT_BINARY } from "../support/global-setup";
 import { createTestNetns, RUN_PREFIX, type TestNetns } from "../support/netns";
-import { addNodeUplink, createPodmanNode, eventually, REFERENCE_PLUGIN_DIR, type PodmanNode } from "../support/podman";
+import { addNodeUplink, createPodmanNode, eventually, installSystemPlugin, SYSTEM_CNI_CONF_DIR, type PodmanNode } from "../support/podman";
 
 const NETWORK = `${RUN_PREFIX}weft`;
 const NODE_IP = "192.0.2.20";
@@ -17,21 +17,20 @@ describe("podman with weft + portmap", () => {
   let netns: TestNetns;
   let node: PodmanNode;
   let dataDir: string;
-  let pluginDir: string;
+  let plugin: ReturnType<typeof installSystemPlugin> | undefined;
 
   beforeAll(() => {
     netns = createTestNetns("podweft");
     addNodeUplink(netns, NODE_IP);
-    pluginDir = mkdtempSync(join(tmpdir(), `${RUN_PREFIX}bin-`));
-    copyFileSync(WEFT_BINARY, join(pluginDir, "weft"));
-    node = createPodmanNode({ netnsName: netns.name, pluginDirs: [pluginDir, REFERENCE_PLUGIN_DIR] });
+    plugin = installSystemPlugin(WEFT_BINARY, "weft");
+    node = createPodmanNode({ netnsName: netns.name, systemCniPaths: true });
     dataDir = join(node.dir, "ipam");
-    node.writeConflist({
+    const conflist = node.writeConflist({
       cniVersion: "1.0.0",
       name: NETWORK,
       plugins: [
         {
-          type: "weft",
+          type: plugin.type,
           bridge: "cni0",
           isDefaultGateway: true,
           ipam: { ranges: [[{ subnet: "10.244.1.0/24" }]], dataDir },
@@ -39,6 +38,7 @@ describe("podman with weft + portmap", () => {
         { type: "portmap", capabilities: { portMappings: true }, snat: true },
       ],
     });
+    expect(conflist).toBe(join(SYSTEM_CNI_CONF_DIR, `${NETWORK}.conflist`));
     node.run("b", ["nc", "-ll", "-p", "8080", "-e", "/bin/echo", "hello from b"], { network: NETWORK, publish: [`${HOST_PORT}:8080`] });
     node.run("a", ["sleep", "3600"], { network: NETWORK });
   });
@@ -46,7 +46,7 @@ describe("podman with weft + portmap", () => {
   afterAll(() => {
     node?.close();
     netns?.remove();
-    if (pluginDir) rmSync(pluginDir, { recursive: true, force: true });
+    plugin?.remove();
   });
 
   test("containers get distinct addresses from weft's IPAM", () => {

@@ -42,7 +42,7 @@
 // - Debian's busybox-static 1.35 `wget` segfaults (also outside podman): use `nc`. Busybox nc has no `-k`; a
 //   server that answers every connection is `nc -ll -p PORT -e /bin/echo TEXT`.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RUN_PREFIX, type TestNetns } from "./netns";
@@ -50,6 +50,24 @@ import { RUN_PREFIX, type TestNetns } from "./netns";
 export const BUSYBOX_IMAGE = "localhost/busybox:weft";
 /** Debian's containernetworking-plugins: bridge, host-local, portmap, … */
 export const REFERENCE_PLUGIN_DIR = "/usr/lib/cni";
+/** Where runtimes look for conflists and plugins by default. */
+export const SYSTEM_CNI_CONF_DIR = "/etc/cni/net.d";
+export const SYSTEM_CNI_BIN_DIR = "/opt/cni/bin";
+
+/**
+ * Copies `binary` into /opt/cni/bin under a name of this run (`wft-<run>-<name>`): a plugin installed where
+ * runtimes look, that can never replace a real install of that name. Returns the name, the conflist's `type`,
+ * and a function removing the copy (scripts/cleanup-test-state.sh removes it after a crash).
+ */
+export function installSystemPlugin(binary: string, name: string): { type: string; remove: () => void } {
+  const type = `${RUN_PREFIX}${name}`;
+  const target = join(SYSTEM_CNI_BIN_DIR, type);
+  mkdirSync(SYSTEM_CNI_BIN_DIR, { recursive: true, mode: 0o755 });
+  copyFileSync(binary, `${target}.tmp`);
+  chmodSync(`${target}.tmp`, 0o755);
+  renameSync(`${target}.tmp`, target);
+  return { type, remove: () => rmSync(target, { force: true }) };
+}
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NSENTER = findCommand("nsenter");
@@ -65,6 +83,12 @@ export interface PodmanNodeOptions {
   cniConfDir?: string;
   /** Where podman looks for CNI plugins, first match wins. Default: [REFERENCE_PLUGIN_DIR]. */
   pluginDirs?: string[];
+  /**
+   * Podman's own CNI paths instead of the node's: conflists in /etc/cni/net.d, plugins in its default dirs
+   * (/opt/cni/bin, /usr/lib/cni, …), as on a real node. The conflists written are removed by close(); see
+   * installSystemPlugin for the binary.
+   */
+  systemCniPaths?: boolean;
   /** Timeout of each podman command. Default 60 s. */
   timeoutMs?: number;
 }
@@ -123,8 +147,10 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
   if (!existsSync(`/run/netns/${netnsName}`)) throw new Error(`Cannot create podman node: no netns ${netnsName}`);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const dir = mkdtempSync(join(tmpdir(), `${RUN_PREFIX}pm-`));
-  const cniConfDir = options.cniConfDir ?? join(dir, "net.d");
-  const pluginDirs = options.pluginDirs ?? [REFERENCE_PLUGIN_DIR];
+  const system = options.systemCniPaths === true;
+  const cniConfDir = system ? SYSTEM_CNI_CONF_DIR : (options.cniConfDir ?? join(dir, "net.d"));
+  const pluginDirs = system ? undefined : (options.pluginDirs ?? [REFERENCE_PLUGIN_DIR]);
+  const conflistsWritten: string[] = [];
   mkdirSync(cniConfDir, { recursive: true });
   mkdirSync(join(dir, "tmp"));
   writeFileSync(join(dir, "podman-node"), "");
@@ -169,8 +195,10 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
     cniConfDir,
     netnsName,
     writeConflist(conflist) {
+      if (system && !conflist.name.startsWith(RUN_PREFIX)) throw new Error(`Cannot write ${conflist.name} to ${cniConfDir}: name it ${RUN_PREFIX}…`);
       const path = join(cniConfDir, `${conflist.name}.conflist`);
       writeFileSync(path, `${JSON.stringify(conflist, null, 2)}\n`);
+      conflistsWritten.push(path);
       return path;
     },
     podman,
@@ -204,6 +232,7 @@ export function createPodmanNode(options: PodmanNodeOptions): PodmanNode {
         closed = true;
         // Nothing stays mounted under dir once the containers are gone; the cleanup script handles crashes.
         rmSync(dir, { recursive: true, force: true });
+        if (system) for (const path of conflistsWritten) rmSync(path, { force: true });
       }
     },
   };
@@ -230,7 +259,8 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000
   }
 }
 
-function containersConf(dir: string, cniConfDir: string, pluginDirs: string[]): string {
+/** `pluginDirs` undefined: podman's own CNI paths (its default plugin dirs, and /etc/cni/net.d). */
+function containersConf(dir: string, cniConfDir: string, pluginDirs: string[] | undefined): string {
   const list = (values: string[]) => `[${values.map((v) => JSON.stringify(v)).join(", ")}]`;
   return [
     "[containers]",
@@ -238,8 +268,7 @@ function containersConf(dir: string, cniConfDir: string, pluginDirs: string[]): 
     "",
     "[network]",
     'network_backend = "cni"',
-    `cni_plugin_dirs = ${list(pluginDirs)}`,
-    `network_config_dir = ${JSON.stringify(cniConfDir)}`,
+    ...(pluginDirs === undefined ? [] : [`cni_plugin_dirs = ${list(pluginDirs)}`, `network_config_dir = ${JSON.stringify(cniConfDir)}`]),
     "",
     "[engine]",
     'cgroup_manager = "cgroupfs"',
