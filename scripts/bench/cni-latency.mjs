@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // CNI latency: weft (dist/weft) beside the reference bridge + host-local plugins, on this machine, in one run.
 //
-//   npm run bench:cni [-- --pods 60 --concurrent 32]
+//   npm run bench:cni [-- --pods 60 --concurrent 32 --rounds 5]
 //
 // Everything happens in throwaway namespaces: a "node" netns that holds the bridges, and one netns per pod.
 // Both plugins are started the same way (nsenter into the node netns, then exec), so the harness's own cost,
-// shown as its own row, is the same on both sides. Prints a markdown table for docs/benchmarks.md.
+// shown as its own row, is the same on both sides. Each round measures weft's bare start-up, then weft, then
+// the reference, so that both sides of a ratio see the same machine; a cell is the median over the rounds, and
+// the ratio column gives the median of the rounds' ratios with their range. Prints a markdown table for
+// docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -24,6 +27,7 @@ const option = (name, fallback) => {
 const PODS = option("pods", 60);
 const CONCURRENT = option("concurrent", 32);
 const STARTUP_RUNS = option("startup-runs", 50);
+const ROUNDS = option("rounds", 5);
 
 const namespaces = new BenchNamespaces();
 const { prefix } = namespaces;
@@ -123,14 +127,18 @@ function timeCommand(argv0, args, runs) {
   return samples;
 }
 
-async function measure(name, pods) {
+/** One round of `name`: sequential ADDs then DELs, then concurrent ones; with `warmUp`, a first ADD/DEL before. */
+async function measure(name, pods, warmUp) {
   const plugin = plugins[name];
   const sequential = pods.slice(0, PODS);
   const concurrent = pods.slice(PODS, PODS + CONCURRENT);
   // Warm-up, reported apart: bridge creation, and for weft the first-run extraction of its FFI addon and the
   // code cache its first ADD and DEL write (cni/executable.ts), are once-per-node costs, not per-pod ones.
-  const firstAdd = runOnce(plugin, "ADD", sequential[0]);
-  runOnce(plugin, "DEL", sequential[0]);
+  let firstAdd;
+  if (warmUp) {
+    firstAdd = runOnce(plugin, "ADD", sequential[0]);
+    runOnce(plugin, "DEL", sequential[0]);
+  }
   const add = sequential.map((pod) => runOnce(plugin, "ADD", pod));
   const del = sequential.map((pod) => runOnce(plugin, "DEL", pod));
   let started = process.hrtime.bigint();
@@ -143,7 +151,9 @@ async function measure(name, pods) {
 }
 
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
-const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+const median = (values) => percentile(values, 50);
+const fmtRatio = (ratios) =>
+  ratios.length === 1 ? `${ratios[0].toFixed(2)}×` : `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
 
 async function main() {
   if (!fs.existsSync(WEFT)) throw new Error(`${WEFT} is missing: run npm run build first`);
@@ -155,31 +165,42 @@ async function main() {
 
   const harness = timeCommand("nsenter", [`--net=/run/netns/${nodeNetns}`, "/bin/true"], STARTUP_RUNS);
   timeCommand(WEFT, ["--version"], 3); // first run extracts the FFI addon
-  const startup = timeCommand(WEFT, ["--version"], STARTUP_RUNS);
-  const weft = await measure("weft", pods);
-  const reference = await measure("reference", pods);
+  const rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const startup = percentile(timeCommand(WEFT, ["--version"], STARTUP_RUNS), 50);
+    const weft = await measure("weft", pods, round === 0);
+    const reference = await measure("reference", pods, round === 0);
+    rounds.push({ startup, weft, reference });
+    process.stderr.write(`round ${round + 1}/${ROUNDS}: ADD p50 ${fmt(percentile(weft.add, 50))} vs ${fmt(percentile(reference.add, 50))}\n`);
+  }
 
-  const rows = [
-    ["ADD p50, sequential", percentile(weft.add, 50), percentile(reference.add, 50)],
-    ["ADD p95, sequential", percentile(weft.add, 95), percentile(reference.add, 95)],
-    ["DEL p50, sequential", percentile(weft.del, 50), percentile(reference.del, 50)],
-    ["DEL p95, sequential", percentile(weft.del, 95), percentile(reference.del, 95)],
-    [`ADD p50, ${CONCURRENT} at once`, percentile(weft.addConcurrent, 50), percentile(reference.addConcurrent, 50)],
-    [`ADD p95, ${CONCURRENT} at once`, percentile(weft.addConcurrent, 95), percentile(reference.addConcurrent, 95)],
-    [`ADD wall, ${CONCURRENT} at once`, weft.addWall, reference.addWall],
-    [`DEL wall, ${CONCURRENT} at once`, weft.delWall, reference.delWall],
-    ["first ADD (warm-up: creates the bridge; weft also writes its code cache)", weft.firstAdd, reference.firstAdd],
-  ];
-  const startupP50 = percentile(startup, 50);
-  const ownWork = percentile(weft.add, 50) - startupP50;
+  /** A row: the measure per round for each side; cells are medians over rounds, the ratio per round. */
+  const row = (label, of) => {
+    const ours = rounds.map((r) => of(r.weft));
+    const theirs = rounds.map((r) => of(r.reference));
+    return `| ${label} | ${fmt(median(ours))} | ${fmt(median(theirs))} | ${fmtRatio(ours.map((v, i) => v / theirs[i]))} |`;
+  };
+  const ownWork = rounds.map((r) => percentile(r.weft.add, 50) - r.startup);
+  const referenceAdd = rounds.map((r) => percentile(r.reference.add, 50));
+  const first = rounds[0];
   const lines = [
-    `CNI latency — ${PODS} pods sequential, ${CONCURRENT} concurrent; ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
+    `CNI latency — ${PODS} pods sequential, ${CONCURRENT} concurrent, ${ROUNDS} round${ROUNDS === 1 ? "" : "s"}; ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
     "",
-    "| measure | weft | reference bridge + host-local | weft / reference |",
+    `| measure | weft | reference bridge + host-local | weft / reference${ROUNDS > 1 ? " (median of rounds, range)" : ""} |`,
     "|---|---:|---:|---:|",
-    ...rows.map(([label, a, b]) => `| ${label} | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} |`),
-    `| bare start-up \`weft --version\` p50 | ${fmt(startupP50)} | | |`,
-    `| weft's own work per ADD (ADD p50 − start-up p50) | ${fmt(ownWork)} | ${fmt(percentile(reference.add, 50))} (whole ADD) | ${ratio(ownWork, percentile(reference.add, 50))} |`,
+    row("ADD p50, sequential", (m) => percentile(m.add, 50)),
+    row("ADD p95, sequential", (m) => percentile(m.add, 95)),
+    row("DEL p50, sequential", (m) => percentile(m.del, 50)),
+    row("DEL p95, sequential", (m) => percentile(m.del, 95)),
+    row(`ADD p50, ${CONCURRENT} at once`, (m) => percentile(m.addConcurrent, 50)),
+    row(`ADD p95, ${CONCURRENT} at once`, (m) => percentile(m.addConcurrent, 95)),
+    row(`ADD wall, ${CONCURRENT} at once`, (m) => m.addWall),
+    row(`DEL p50, ${CONCURRENT} at once`, (m) => percentile(m.delConcurrent, 50)),
+    row(`DEL p95, ${CONCURRENT} at once`, (m) => percentile(m.delConcurrent, 95)),
+    row(`DEL wall, ${CONCURRENT} at once`, (m) => m.delWall),
+    `| first ADD (warm-up, first round only: creates the bridge; weft also writes its code cache) | ${fmt(first.weft.firstAdd)} | ${fmt(first.reference.firstAdd)} | ${fmtRatio([first.weft.firstAdd / first.reference.firstAdd])} |`,
+    `| bare start-up \`weft --version\` p50 | ${fmt(median(rounds.map((r) => r.startup)))} | | |`,
+    `| weft's own work per ADD (ADD p50 − start-up p50) | ${fmt(median(ownWork))} | ${fmt(median(referenceAdd))} (whole ADD) | ${fmtRatio(ownWork.map((v, i) => v / referenceAdd[i]))} |`,
     `| harness floor (nsenter + /bin/true) p50, in every row | ${fmt(percentile(harness, 50))} | ${fmt(percentile(harness, 50))} | |`,
   ];
   console.log(lines.join("\n"));
