@@ -88,9 +88,14 @@ export interface NetConf {
   subnetFile: string;
   ipam: IpamConf;
   dns?: CniDns;
-  /** Runtime-supplied capabilities (portMappings, ...), passed through and unused. */
+  /** Runtime-supplied capabilities (portMappings, ips, ...); weft reads `ips`, the rest is passed through. */
   runtimeConfig: JsonObject;
   args: JsonObject;
+  /**
+   * Addresses asked for in the config, as host-local reads them: `args.cni.ips` then `runtimeConfig.ips` (the
+   * "ips" capability), a prefix length dropped ("10.1.0.5/24" → "10.1.0.5"). CNI_ARGS `IP=` comes on top (env).
+   */
+  requestedIps: string[];
   prevResult?: CniResult;
   /** The decoded JSON as given, unknown fields included. */
   raw: JsonObject;
@@ -145,14 +150,29 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
     ipam: parseIpam(raw),
     runtimeConfig: readObject(raw, "runtimeConfig", "runtimeConfig") ?? {},
     args: readObject(raw, "args", "args") ?? {},
+    requestedIps: [],
     raw,
   };
+  const cniArgs = readObject(conf.args, "cni", "args.cni");
+  for (const [where, path] of [[cniArgs, "args.cni.ips"], [conf.runtimeConfig, "runtimeConfig.ips"]] as const) {
+    for (const item of (where && readStringArray(where, "ips", path)) ?? []) conf.requestedIps.push(addressPart(item, path));
+  }
   if (cniVersions !== undefined) conf.cniVersions = cniVersions;
   if (mtu !== undefined) conf.mtu = mtu;
   const dns = readObject(raw, "dns", "dns");
   if (dns !== undefined) conf.dns = parseDns(dns, "dns");
   if (raw.prevResult !== undefined && raw.prevResult !== null) conf.prevResult = parsePrevResult(raw.prevResult, cniVersion);
   return conf;
+}
+
+/** "10.1.0.5/24" → "10.1.0.5", "10.1.0.5" as it is; anything else is refused naming `path`. */
+function addressPart(item: string, path: string): string {
+  const slash = item.indexOf("/");
+  const address = slash < 0 ? item.trim() : item.slice(0, slash);
+  if (ipFamily(address) === undefined || (slash >= 0 && parseCidr(item) === undefined)) {
+    throw invalidField(path, "a list of IP addresses, each optionally with a prefix length", item);
+  }
+  return address;
 }
 
 function decodeConfig(stdin: Uint8Array | string): JsonObject {

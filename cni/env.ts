@@ -2,6 +2,7 @@
 // the container, netns and ifname; DEL may come without a netns (the pod's namespace can be gone already);
 // GC, STATUS and VERSION need none of them.
 import { isValidInterfaceName } from "./config";
+import { ipFamily } from "./spec/addresses";
 import { CniError, ErrorCode } from "./spec/errors";
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
@@ -67,4 +68,13 @@ export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
   if (parsed.netns && !parsed.netns.startsWith("/")) throw invalid(`CNI_NETNS "${parsed.netns}" is not an absolute path`);
   parsed.args = parseArgs(env.CNI_ARGS);
   return parsed;
+}
+
+/** The addresses of CNI_ARGS `IP=` (comma-separated, as host-local reads it); error 4 naming any that is not one. */
+export function requestedIpsFromArgs(env: CniEnv): string[] {
+  const ips = (env.args.get("IP") ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+  for (const ip of ips) {
+    if (ipFamily(ip) === undefined) throw invalid(`CNI_ARGS: IP "${ip}" is not an IP address`);
+  }
+  return ips;
 }

@@ -15,7 +15,7 @@ const IPAM_ERROR_CODES = {
   INVALID_RANGE: ErrorCode.InvalidNetworkConfig,
   INVALID_CONFIG: ErrorCode.InvalidNetworkConfig,
   RANGE_EXHAUSTED: ErrorCode.IpamExhausted,
-  ADDRESS_UNAVAILABLE: ErrorCode.IpamExhausted,
+  ADDRESS_UNAVAILABLE: ErrorCode.AddressUnavailable,
   IO: ErrorCode.IoFailure,
 } as const;
 

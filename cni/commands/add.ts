@@ -20,7 +20,7 @@ import { openCurrentNetns, withNetns } from "../../native/netns";
 import { writeSysctl } from "../../native/sysctl";
 import { ensureBridge, findBridge, removeBridgeIfUnused, withBridgeLock } from "../bridge";
 import { parseNetConf } from "../config";
-import type { CniEnv } from "../env";
+import { requestedIpsFromArgs, type CniEnv } from "../env";
 import { hostVethAlias, hostVethName, isLeftoverOf } from "../host-veth";
 import { allocate, release, type Allocation } from "../ipam";
 import { WEFT_ROUTE_PROTOCOL } from "../marks";
@@ -46,7 +46,13 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
     findBridge(host, conf.bridge); // refuse a bridge name taken by another kind of link before touching anything
 
     const allocations = ipamCall(() =>
-      allocate(network.store, { id: env.containerId, ifname: env.ifname, network: conf.name, rangeSets: network.ipam.rangeSets }),
+      allocate(network.store, {
+        id: env.containerId,
+        ifname: env.ifname,
+        network: conf.name,
+        rangeSets: network.ipam.rangeSets,
+        requestedIPs: [...requestedIpsFromArgs(env), ...conf.requestedIps],
+      }),
     );
     undo.push("release IPs", () => release(network.store, { id: env.containerId, ifname: env.ifname }));
 

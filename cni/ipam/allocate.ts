@@ -46,6 +46,7 @@ function assignRequested(request: AllocateRequest): Map<number, Address> {
     const set = request.rangeSets[index];
     if (!set) throw unavailable(`Cannot allocate IP ${text}: not in any range of network "${request.network}"`);
     const other = wanted.get(index);
+    if (other?.isEquals(address)) continue; // asked for twice (CNI_ARGS and runtimeConfig): host-local takes it once
     if (other) {
       throw unavailable(`Cannot allocate IP ${text}: ${formatAddress(other)} is requested from the same range set`);
     }

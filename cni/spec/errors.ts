@@ -35,6 +35,11 @@ export const ErrorCode = {
   KernelFailure: 102,
   /** CHECK: the attachment differs from prevResult (interface, MAC, address, route, host side or reservation). */
   CheckFailed: 103,
+  /**
+   * IPAM: an address asked for (CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips) cannot be given: outside every
+   * range, the gateway, two for one range set, or held by another container.
+   */
+  AddressUnavailable: 104,
 
   /** Anything that is not a CniError: a bug or an unexpected condition. */
   Internal: 999,

@@ -31,6 +31,7 @@ describe("podman with weft + portmap", () => {
       plugins: [
         {
           type: plugin.type,
+          capabilities: { ips: true },
           bridge: "cni0",
           isDefaultGateway: true,
           ipam: { ranges: [[{ subnet: "10.244.1.0/24" }]], dataDir },
@@ -68,9 +69,16 @@ describe("podman with weft + portmap", () => {
     expect(reply.trim()).toBe("hello from b");
   });
 
+  test("podman run --ip gives the container that address (the ips capability)", () => {
+    node.run("c", ["sleep", "3600"], { network: NETWORK, podmanArgs: ["--ip", "10.244.1.77"] });
+    expect(node.ip("c")).toBe("10.244.1.77");
+    expect(readdirSync(join(dataDir, NETWORK))).toContain("10.244.1.77");
+  });
+
   test("podman rm releases the addresses and the host veths", () => {
     node.rm("a");
     node.rm("b");
+    node.rm("c");
     expect(readdirSync(join(dataDir, NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
     expect(netns.exec(["ip", "-o", "link", "show", "type", "veth"])).not.toMatch(/veth[0-9a-f]{8}/);
   });

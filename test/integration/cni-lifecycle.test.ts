@@ -204,6 +204,37 @@ describe("ADD details", () => {
     }
   });
 
+  it("gives the address asked for in CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips; 104 when it is taken, creating nothing", () => {
+    const conf = node.conf({ bridge: "cnireq", ipam: { ranges: [[{ subnet: "10.247.0.0/24" }], [{ subnet: "fd00:247::/64" }]], dataDir: node.dataDir } });
+    const asked = [
+      { extra: { args: "IgnoreUnknown=1;IP=10.247.0.50,fd00:247::50" }, conf, ips: ["10.247.0.50/24", "fd00:247::50/64"] },
+      { extra: {}, conf: { ...conf, args: { cni: { ips: ["10.247.0.51"] } } }, ips: ["10.247.0.51/24", expect.stringMatching(/^fd00:247::/)] },
+      { extra: {}, conf: { ...conf, runtimeConfig: { ips: ["10.247.0.52/24", "fd00:247::52/64"] } }, ips: ["10.247.0.52/24", "fd00:247::52/64"] },
+    ];
+    const added: { containerId: string; netns: string }[] = [];
+    try {
+      for (const { extra, conf: asking, ips } of asked) {
+        const attachment = { containerId: node.containerId(), netns: node.pod().path };
+        const result = node.run("ADD", attachment, asking, extra);
+        expect(result.code, result.stdout).toBe(0);
+        added.push(attachment);
+        expect(result.json.ips.map((ip: { address: string }) => ip.address)).toEqual(ips);
+      }
+      const [nodeLinks, reservations] = [node.node.exec(["ip", "-o", "link"]), node.reservations()];
+      const taken = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, conf, { args: "IP=10.247.0.50" });
+      expect(taken.json).toMatchObject({ code: 104, msg: "Cannot allocate IP 10.247.0.50: already reserved in network \"" + node.networkName + "\"" });
+      const outside = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, { ...conf, runtimeConfig: { ips: ["10.9.9.9"] } });
+      expect(outside.json).toMatchObject({ code: 104, msg: expect.stringContaining("10.9.9.9: not in any range") });
+      const notAnIp = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, conf, { args: "IP=10.247.0.999" });
+      expect(notAnIp.json).toMatchObject({ code: 4, msg: expect.stringContaining("10.247.0.999") });
+      expect(node.node.exec(["ip", "-o", "link"])).toBe(nodeLinks);
+      expect(node.reservations()).toEqual(reservations);
+    } finally {
+      for (const attachment of added) node.run("DEL", attachment, conf);
+    }
+    expect(node.reservations()).toEqual([]);
+  });
+
   const failingRoute = { dst: "192.0.2.0/24", gw: "198.51.100.1" }; // its gateway is on no link: the pod route fails
   const nodeLinks = () => node.node.exec(["ip", "-o", "link", "show"]).split("\n").map((line) => line.split(":")[1]?.trim()).filter(Boolean);
 

@@ -40,10 +40,29 @@ describe("parseNetConf", () => {
       ipam: { type: "host-local", dataDir: DEFAULT_IPAM_DATA_DIR },
       runtimeConfig: {},
       args: {},
+      requestedIps: [],
       raw: minimal,
     } satisfies NetConf);
     expect(DEFAULT_SUBNET_FILE).toBe("/run/weft/subnet.env");
     expect(DEFAULT_IPAM_DATA_DIR).toBe("/var/lib/cni/networks");
+  });
+
+  it("collects requested addresses from args.cni.ips then runtimeConfig.ips, prefix lengths dropped", () => {
+    const parsed = parseNetConf(conf({ args: { cni: { ips: ["10.10.0.15", "fd00::15/64"] } }, runtimeConfig: { ips: ["10.10.0.16/24"] } }));
+    expect(parsed.requestedIps).toEqual(["10.10.0.15", "fd00::15", "10.10.0.16"]);
+    expect(parseNetConf(conf({ args: { other: 1 }, runtimeConfig: { portMappings: [] } })).requestedIps).toEqual([]);
+  });
+
+  it.each([
+    ["args.cni.ips", { args: { cni: { ips: "10.10.0.15" } } }],
+    ["args.cni.ips", { args: { cni: { ips: ["10.10.0.300"] } } }],
+    ["args.cni", { args: { cni: ["10.10.0.15"] } }],
+    ["runtimeConfig.ips[0]", { runtimeConfig: { ips: [15] } }],
+    ["runtimeConfig.ips", { runtimeConfig: { ips: ["10.10.0.15/33"] } }],
+  ])("refuses a requested address list that is not one, naming %s (7)", (field, extra) => {
+    const error = catchCniError(() => parseNetConf(conf(extra)));
+    expect(error.code).toBe(ErrorCode.InvalidNetworkConfig);
+    expect(error.msg).toContain(`"${field}"`);
   });
 
   it("reads every field it knows", () => {

@@ -157,6 +157,12 @@ describe.each(stores)("allocator with %s", (_name, makeStore) => {
       'Cannot allocate IP 10.0.1.5: not in any range of network "weftnet"',
     );
     expect(ipamError(() => add("c2", v4, { requestedIPs: ["bogus"] })).code).toBe("ADDRESS_UNAVAILABLE");
+    expect(ipamError(() => add("c2", v4, { requestedIPs: ["10.0.0.3", "10.0.0.4"] })).message).toMatch(/10\.0\.0\.3 is requested from the same range set/);
+  });
+
+  it("takes an address asked for twice (as CNI_ARGS and runtimeConfig may) once", () => {
+    const sets = rangeSets([{ subnet: "10.0.0.0/29" }], [{ subnet: "fd00::/120" }]);
+    expect(add("c1", sets, { requestedIPs: ["10.0.0.6", "fd00::9", "10.0.0.6", "fd00:0::9"] }).map((a) => a.address)).toEqual(["10.0.0.6/29", "fd00::9/120"]);
   });
 
   it("starts from the beginning when the last reserved address is no longer in the range set", () => {
