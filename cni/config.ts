@@ -179,9 +179,11 @@ function decodeConfig(stdin: Uint8Array | string): JsonObject {
   const size = typeof stdin === "string" ? Buffer.byteLength(stdin) : stdin.byteLength;
   if (size > MAX_CONFIG_BYTES) {
     // Not parsed: too large to be a config. What does not even start like a JSON object is a decoding failure.
-    const head = (typeof stdin === "string" ? stdin.slice(0, 64) : Buffer.from(stdin.subarray(0, 64)).toString("latin1")).replace(/^\ufeff|^\xef\xbb\xbf/, "");
+    const start = typeof stdin === "string" ? stdin.slice(0, 64) : Buffer.from(stdin.subarray(0, 64)).toString("latin1");
+    const head = start.replace(/^\ufeff|^\xef\xbb\xbf/, ""); // a byte order mark, as text or as UTF-8 bytes
     if (!head.trimStart().startsWith("{")) {
-      throw new CniError(ErrorCode.DecodeFailure, `Cannot decode network config: stdin is not JSON (${size} bytes, beginning ${JSON.stringify(head.slice(0, 16))})`);
+      const beginning = JSON.stringify(head.slice(0, 16));
+      throw new CniError(ErrorCode.DecodeFailure, `Cannot decode network config: stdin is not JSON (${size} bytes, beginning ${beginning})`);
     }
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,

@@ -88,9 +88,10 @@ const MAX_DETAILS_LENGTH = 4096;
 
 /**
  * Turns any thrown value into the spec's error JSON. A CniError keeps its code, a KernelError that no step
- * wrapped is 102, anything else is 999 with its message. The details carry the CniError's own details, then the chain of causes, so that the reason a
- * kernel call or a file read failed reaches the runtime's log. `cniVersion` is the version the caller asked
- * in; when it is unknown or not a version at all, the answer is in the latest one. Called only by cni/main.ts.
+ * wrapped is 102, anything else is 999 with its message. The details carry the CniError's own details, then the
+ * chain of causes, so that the reason a kernel call or a file read failed reaches the runtime's log. `cniVersion`
+ * is the version the caller asked in; when it is unknown or not a version at all, the answer is in the latest
+ * one. Called only by cni/main.ts.
  */
 export function toErrorJson(error: unknown, cniVersion: string | undefined): ErrorJson {
   const code = error instanceof CniError ? error.code : error instanceof KernelError ? ErrorCode.KernelFailure : ErrorCode.Internal;
