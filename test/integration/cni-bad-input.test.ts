@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { linkNames } from "../support/netns";
 import { CniNode } from "../support/weft-fixture";
 import { runPlugin, type PluginRun } from "../support/cni-exec";
 import { WEFT_BINARY } from "../support/global-setup";
@@ -10,7 +11,8 @@ import { WEFT_BINARY } from "../support/global-setup";
 // Created while the file is collected, because the case table below names its paths; afterAll removes it
 // (and the run's global teardown removes anything left by a crash).
 const node = new CniNode("bad");
-const { path: podPath, name: podName } = node.pod();
+const pod = node.pod();
+const { path: podPath } = pod;
 
 beforeAll(() => {
   node.node.exec(["ip", "link", "add", "notabridge", "type", "veth", "peer", "name", "notabridge-p"]);
@@ -73,7 +75,7 @@ const cases: Case[] = [
 
 describe("bad input", () => {
   it.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
-    const linksBefore = node.node.exec(["ip", "-o", "link"]);
+    const linksBefore = linkNames(node.node);
     const run: PluginRun = {
       command: "ADD",
       containerId: node.containerId(),
@@ -86,14 +88,14 @@ describe("bad input", () => {
     for (const key of ["command", "containerId", "netns", "ifname"] as const) {
       if (c.env && key in c.env && c.env[key] === undefined) delete run[key];
     }
-    const podLinksBefore = node.node.exec(["ip", "netns", "exec", podName, "ip", "-o", "link"]);
+    const podLinksBefore = linkNames(pod);
     const result = runPlugin(WEFT_BINARY, run);
 
     expect(result.code).toBe(1);
     expect(result.json, result.stdout).toMatchObject({ code: c.code, msg: expect.stringMatching(c.msg) });
     expect(typeof result.json.cniVersion).toBe("string");
-    expect(node.node.exec(["ip", "-o", "link"])).toBe(linksBefore);
-    expect(node.node.exec(["ip", "netns", "exec", podName, "ip", "-o", "link"])).toBe(podLinksBefore);
+    expect(linkNames(node.node)).toEqual(linksBefore);
+    expect(linkNames(pod)).toEqual(podLinksBefore);
     expect(fs.readdirSync(node.dir).filter((f) => f !== "plain-file")).toEqual([]);
   });
 

@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { linkNames } from "../support/netns";
 import { SPEC_VERSIONS, CniNode } from "../support/weft-fixture";
 import { startEchoServer, tcpEcho } from "../support/traffic";
 
@@ -97,13 +98,13 @@ describe("ADD details", () => {
     const pod = node.pod();
     const containerId = node.containerId();
     const first = node.add({ containerId, netns: pod.path });
-    const [nodeLinksBefore, podLinksBefore] = [node.node.exec(["ip", "-o", "link"]), pod.exec(["ip", "-o", "link"])];
+    const [nodeLinksBefore, podLinksBefore] = [linkNames(node.node), linkNames(pod)];
     const second = node.run("ADD", { containerId: node.containerId(), netns: pod.path }, node.conf());
     expect(second.code).toBe(1);
     expect(second.json).toMatchObject({ code: 101, msg: expect.stringContaining("eth0") });
     expect(node.reservations()).toEqual([first.ips[0].address.split("/")[0]]);
-    expect(node.node.exec(["ip", "-o", "link"])).toBe(nodeLinksBefore);
-    expect(pod.exec(["ip", "-o", "link"])).toBe(podLinksBefore);
+    expect(linkNames(node.node)).toEqual(nodeLinksBefore);
+    expect(linkNames(pod)).toEqual(podLinksBefore);
     node.run("DEL", { containerId, netns: pod.path }, node.conf());
     expect(node.reservations()).toEqual([]);
   });
@@ -220,14 +221,14 @@ describe("ADD details", () => {
         added.push(attachment);
         expect(result.json.ips.map((ip: { address: string }) => ip.address)).toEqual(ips);
       }
-      const [nodeLinks, reservations] = [node.node.exec(["ip", "-o", "link"]), node.reservations()];
+      const [nodeLinks, reservations] = [linkNames(node.node), node.reservations()];
       const taken = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, conf, { args: "IP=10.247.0.50" });
       expect(taken.json).toMatchObject({ code: 104, msg: "Cannot allocate IP 10.247.0.50: already reserved in network \"" + node.networkName + "\"" });
       const outside = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, { ...conf, runtimeConfig: { ips: ["10.9.9.9"] } });
       expect(outside.json).toMatchObject({ code: 104, msg: expect.stringContaining("10.9.9.9: not in any range") });
       const notAnIp = node.run("ADD", { containerId: node.containerId(), netns: node.pod().path }, conf, { args: "IP=10.247.0.999" });
       expect(notAnIp.json).toMatchObject({ code: 4, msg: expect.stringContaining("10.247.0.999") });
-      expect(node.node.exec(["ip", "-o", "link"])).toBe(nodeLinks);
+      expect(linkNames(node.node)).toEqual(nodeLinks);
       expect(node.reservations()).toEqual(reservations);
     } finally {
       for (const attachment of added) node.run("DEL", attachment, conf);
@@ -236,7 +237,6 @@ describe("ADD details", () => {
   });
 
   const failingRoute = { dst: "192.0.2.0/24", gw: "198.51.100.1" }; // its gateway is on no link: the pod route fails
-  const nodeLinks = () => node.node.exec(["ip", "-o", "link", "show"]).split("\n").map((line) => line.split(":")[1]?.trim()).filter(Boolean);
 
   it("rolls back everything when a late step fails (a route whose gateway is unreachable), the bridge it created too", () => {
     const pod = node.pod();
@@ -245,13 +245,13 @@ describe("ADD details", () => {
       bridge: "cnirb",
       ipam: { ranges: [[{ subnet: "10.243.0.0/24" }]], routes: [failingRoute], dataDir: node.dataDir },
     });
-    const linksBefore = nodeLinks();
+    const linksBefore = linkNames(node.node);
     const result = node.run("ADD", { containerId, netns: pod.path }, conf);
     expect(result.code).toBe(1);
     expect(result.json.msg).toContain("192.0.2.0/24");
     expect(result.json.details ?? "").not.toContain("rollback incomplete");
     expect(node.reservations()).toEqual([]);
-    expect(nodeLinks()).toEqual(linksBefore);
+    expect(linkNames(node.node)).toEqual(linksBefore);
     expect(pod.exec(["ip", "-o", "link"])).not.toContain("eth0");
   });
 

@@ -13,6 +13,16 @@ export interface TestNetns {
   remove(): void;
 }
 
+/**
+ * The links of a namespace as "<index>:<name>": what a test compares before and after to show that nothing was
+ * created, removed or replaced. Not `ip link`'s whole text: a bridge's carrier and operstate change on their own
+ * for a second after its last port goes.
+ */
+export function linkNames(ns: Pick<TestNetns, "exec">): string[] {
+  const links = JSON.parse(ns.exec(["ip", "-j", "link", "show"]) || "[]") as { ifindex: number; ifname: string }[];
+  return links.map((link) => `${link.ifindex}:${link.ifname}`);
+}
+
 let counter = 0;
 
 export function ip(argv: string[], options: { input?: string; allowFailure?: boolean } = {}): string {
