@@ -381,25 +381,18 @@ export class Agent {
     for (const result of this.#prober?.results() ?? []) probes.set(result.node, [...(probes.get(result.node) ?? []), result]);
     const skipped = new Map((desired?.skipped ?? []).map((s) => [s.name, s.reason]));
     const rejected = new Map(this.#snapshot.rejected.map((r) => [r.name, r.reason]));
-    const byNode = <T extends { node: string }>(items: readonly T[] | undefined): Map<string, T[]> => {
-      const map = new Map<string, T[]>();
-      for (const item of items ?? []) map.set(item.node, [...(map.get(item.node) ?? []), item]);
-      return map;
-    };
-    const routesOf = byNode(desired?.routes);
-    const neighboursOf = byNode(desired?.neighbours);
-    const fdbOf = byNode(desired?.fdb);
     const peers: PeerState[] = [];
     for (const peer of this.#snapshot.nodes) {
       if (peer.name === o.nodeName) continue;
-      const routes = routesOf.get(peer.name) ?? [];
+      const objects = desired?.byNode.get(peer.name);
+      const routes = objects?.routes ?? [];
       const state: PeerState = {
         name: peer.name, podCidrs: peer.podCidrs, publicIp: peer.publicIp,
         status: skipped.has(peer.name) && routes.length === 0 ? "skipped" : desired ? "programmed" : "pending",
         objects: {
           routes: routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.device}${r.onlink ? " onlink" : ""}`),
-          neighbours: (neighboursOf.get(peer.name) ?? []).map((n) => `${n.ip} lladdr ${n.mac} dev ${n.device}`),
-          fdb: (fdbOf.get(peer.name) ?? []).map((f) => `${f.mac} dst ${f.dst} dev ${f.device}`),
+          neighbours: (objects?.neighbours ?? []).map((n) => `${n.ip} lladdr ${n.mac} dev ${n.device}`),
+          fdb: (objects?.fdb ?? []).map((f) => `${f.mac} dst ${f.dst} dev ${f.device}`),
         },
         probes: probes.get(peer.name) ?? [],
       };

@@ -38,11 +38,19 @@ function* cacheDirCandidates(): Generator<string | undefined> {
   yield join(process.getBuiltinModule("node:os").tmpdir(), `weft-${process.getuid?.() ?? 0}`);
 }
 
+let cacheDir: string | undefined;
+
 /**
  * A directory only root (or the current user) can write to, so that nobody can swap what is cached there (the
- * addon, the plugin's code cache) under us. Created on first use; one stat(2) once it exists.
+ * addon, the plugin's code cache, the bridge lock files) under us. Created on first use; found once per process
+ * (one stat(2) once it exists), however many callers ask.
  */
 export function privateCacheDir(): string {
+  cacheDir ??= findPrivateCacheDir();
+  return cacheDir;
+}
+
+function findPrivateCacheDir(): string {
   for (const dir of cacheDirCandidates()) {
     if (!dir) continue;
     try {

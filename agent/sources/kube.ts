@@ -153,11 +153,8 @@ export class KubeSource implements NodeSource {
   async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string }> {
     this.#throwIfClosed();
     const abort = eitherSignal(this.#lifetime.signal, signal);
-    let node: V1Node | undefined;
-    await this.#retrying("Cannot read this node's addresses", abort, async () => {
-      node = await this.#api.readNode({ name });
-    });
-    const address = parsePublicIp(internalIp(node!, this.#readOptions.family));
+    const node = await this.#retrying("Cannot read this node's addresses", abort, () => this.#api.readNode({ name }));
+    const address = parsePublicIp(internalIp(node, this.#readOptions.family));
     return address === undefined ? {} : { address };
   }
 
@@ -267,13 +264,12 @@ export class KubeSource implements NodeSource {
     }
   }
 
-  async #retrying(what: string, abort: AbortSignal, call: () => Promise<unknown>): Promise<void> {
+  async #retrying<T>(what: string, abort: AbortSignal, call: () => Promise<T>): Promise<T> {
     const backoff = new Backoff(this.#retry);
     for (;;) {
       abort.throwIfAborted();
       try {
-        await raceAbort(call(), abort);
-        return;
+        return await raceAbort(call(), abort);
       } catch (error) {
         if (abort.aborted) throw abort.reason;
         this.#log.warn(`${what}; retrying`, { error: describeKubeError(error) });

@@ -37,11 +37,7 @@ function sameRecord(a: NodeRecord | NodeRejection, b: NodeRecord | NodeRejection
   if (a.name !== b.name) return false;
   if ("reason" in a || "reason" in b) return "reason" in a && "reason" in b && a.reason === b.reason;
   if (a.publicIp !== b.publicIp || a.vtepMac !== b.vtepMac) return false;
-  const x = a.podCidrs;
-  const y = b.podCidrs;
-  if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
+  return Array.isArray(a.podCidrs) && Array.isArray(b.podCidrs) && sameStrings(a.podCidrs, b.podCidrs);
 }
 
 /**
@@ -54,7 +50,7 @@ function sameSnapshot(a: NodeSnapshot, b: NodeSnapshot): boolean {
   for (let i = 0; i < a.nodes.length; i++) {
     const x = a.nodes[i]!;
     const y = b.nodes[i]!;
-    if (x !== y && !(x.name === y.name && x.publicIp === y.publicIp && x.vtepMac === y.vtepMac && sameStrings(x.podCidrs, y.podCidrs))) return false;
+    if (x !== y && !sameRecord(x, y)) return false;
   }
   for (let i = 0; i < a.rejected.length; i++) {
     if (a.rejected[i]!.name !== b.rejected[i]!.name || a.rejected[i]!.reason !== b.rejected[i]!.reason) return false;

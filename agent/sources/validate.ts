@@ -55,12 +55,13 @@ const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 // As [first, last] values: comparing bigints is much cheaper than ip-num's containment checks. Built on first
 // use: parsing the IPv6 ones with ip-num at load time cost ~10 ms of every start.
 let notUnicast: { 4: PodCidr[]; 6: PodCidr[] } | undefined;
-function notUnicast4Or6(family: 4 | 6): PodCidr[] {
+/** Whether the address of this family and value is unspecified, loopback, multicast, broadcast or link-local. */
+function isNotUnicast(family: 4 | 6, value: bigint): boolean {
   notUnicast ??= {
     4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => podCidr(c)!),
     6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => podCidr(c)!),
   };
-  return notUnicast[family];
+  return notUnicast[family].some((r) => r.first <= value && value <= r.last);
 }
 
 export function parseClusterNetworks(config: NetworkConfig): ClusterNetworks {
@@ -84,14 +85,11 @@ export function parsePublicIp(text: unknown): string | undefined {
   const v4 = ipv4Value(text);
   if (v4 >= 0) {
     // The common case, by arithmetic: a dotted quad without leading zeros is already canonical.
-    const value = BigInt(v4);
-    return notUnicast4Or6(4).some((r) => r.first <= value && value <= r.last) ? undefined : text;
+    return isNotUnicast(4, BigInt(v4)) ? undefined : text;
   }
   const address = parseAddress(text);
   if (!address) return undefined;
-  const value = address.getValue();
-  const special = notUnicast4Or6(address instanceof IPv4 ? 4 : 6).some((r) => r.first <= value && value <= r.last);
-  return special ? undefined : formatAddress(address);
+  return isNotUnicast(address instanceof IPv4 ? 4 : 6, address.getValue()) ? undefined : formatAddress(address);
 }
 
 /** "AA-BB-CC-DD-EE-FF" → "aa:bb:cc:dd:ee:ff"; undefined unless a unicast, non-zero 48-bit MAC. */
