@@ -19,7 +19,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, run, runBenchmark } from "./lib.mjs";
+import { BenchNamespaces, ipIn, median, run, runBenchmark } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/agent-scale.mjs [options]
 
@@ -256,12 +256,6 @@ async function waitForKernel(ns, expected, from, agent) {
     if (Date.now() > deadline) throw new TimedOut(`kernel did not converge in ${TIMEOUT_MS} ms: ${state ? difference(state, expected).join("; ") : "no state"}`);
     await sleep(100);
   }
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 const sleep = (delay) => new Promise((resolve) => setTimeout(resolve, delay));

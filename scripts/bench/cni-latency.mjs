@@ -14,7 +14,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, runBenchmark } from "./lib.mjs";
+import { BenchNamespaces, median, runBenchmark } from "./lib.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const WEFT = path.join(root, "dist/weft");
@@ -151,7 +151,6 @@ async function measure(name, pods, warmUp) {
 }
 
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
-const median = (values) => percentile(values, 50);
 const fmtRatio = (ratios) =>
   ratios.length === 1 ? `${ratios[0].toFixed(2)}×` : `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
 

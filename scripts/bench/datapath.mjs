@@ -22,7 +22,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, run, runBenchmark } from "./lib.mjs";
+import { BenchNamespaces, ipIn, median, run, runBenchmark } from "./lib.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/datapath.mjs [options]
 
@@ -266,12 +266,6 @@ function latency(from, to) {
   };
   return { p50: percentile("50.000"), p99: percentile("99.000") };
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 

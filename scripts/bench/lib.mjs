@@ -11,6 +11,13 @@ export function run(command, args) {
   return result.stdout;
 }
 
+/** The median of `values` (the mean of the middle two when their count is even). */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 /** `ip -n NS …` */
 export const ipIn = (ns, ...args) => run("ip", ["-n", ns, ...args]);
 
