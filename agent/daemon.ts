@@ -85,7 +85,7 @@ export class Agent {
   #overlayOk = false;
   #startedAt = new Date().toISOString();
   #lastFinished: number | undefined;
-  #markedReady = false;
+  #reportedReady = false;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -146,7 +146,7 @@ export class Agent {
     this.#startRunBegun = true;
     await this.#runNow("start");
     await masqSynced;
-    this.#markReadyOnce();
+    this.#reportReadiness();
     this.#timer = setInterval(() => this.schedule("resync"), o.resyncIntervalMs);
     this.#prober?.start();
   }
@@ -237,16 +237,15 @@ export class Agent {
     this.#writeFiles();
     if (trigger === "resync") await this.#syncMasq();
     this.#prober?.setTargets(this.#probeTargets(desired));
-    this.#markReadyOnce();
+    this.#reportReadiness();
   }
 
-  /** Tells the source (kube: the node's NetworkUnavailable condition) once this node is first ready. */
-  #markReadyOnce(): void {
-    if (this.#markedReady || !this.readiness().ready || !this.#o.source.markReady) return;
-    this.#markedReady = true;
-    this.#o.source.markReady(this.#o.nodeName, this.#lifetime.signal).catch((error: unknown) => {
-      if (!this.#lifetime.signal.aborted) this.#log.error("Cannot tell the cluster this node's network is up", { error });
-    });
+  /** Tells the source's keeper the agent's readiness (kube: NetworkUnavailable=False while ready), on each change. */
+  #reportReadiness(): void {
+    const ready = this.#datapathReady();
+    if (ready === this.#reportedReady) return;
+    this.#reportedReady = ready;
+    this.#o.source.keeper?.setReady(ready);
   }
 
   /**
@@ -349,15 +348,23 @@ export class Agent {
     if (this.#recentErrors.length > KEEP_ERRORS) this.#recentErrors.shift();
   }
 
-  /** Ready: the source synced, the overlay device programmed, masq in place, the CNI files written. */
+  /** The datapath's part of readiness: the source synced, the overlay device programmed, masq in place, files written. */
+  #datapathReady(): boolean {
+    return this.#snapshot.synced && this.#lastRun !== undefined && this.#overlayOk && this.#files.written && (!this.#masq.enabled || this.#masq.inPlace);
+  }
+
+  /** Ready: the datapath is, and this node's own record in the cluster is as claimed (its keeper has no problem). */
   readiness(): AgentState["readiness"] {
     const synced = this.#snapshot.synced && this.#lastRun !== undefined;
+    const problem = this.#o.source.keeper?.status().problem;
     return {
-      ready: synced && this.#overlayOk && this.#files.written && (!this.#masq.enabled || this.#masq.inPlace),
+      ready: this.#datapathReady() && problem === undefined,
       sourceSynced: synced,
       overlay: this.#overlayOk,
       masq: !this.#masq.enabled || this.#masq.inPlace,
       cniConfig: this.#files.written,
+      localRecord: problem === undefined,
+      ...(problem === undefined ? {} : { problem }),
     };
   }
 
@@ -423,6 +430,7 @@ export class Agent {
       source: {
         kind: o.sourceKind, synced: this.#snapshot.synced, nodes: this.#snapshot.nodes.length,
         rejected: this.#snapshot.rejected.length, ...(this.#snapshot.error === undefined ? {} : { error: this.#snapshot.error }),
+        ...(o.source.keeper ? { localRecord: o.source.keeper.status() } : {}),
       },
       peers,
       kernel: {

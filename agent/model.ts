@@ -27,7 +27,7 @@ export interface LocalAnnouncement {
 export interface NodeSnapshot {
   readonly synced: boolean;
   readonly nodes: readonly Readonly<PeerNode>[];
-  /** Nodes the source skipped, with the reason (bad pod CIDR, missing address, …): shown in the debug state. */
+  /** Nodes the source rejected (bad data: pod CIDR, address, MAC), with the reason: shown in the debug state. */
   readonly rejected: readonly { readonly name: string; readonly reason: string }[];
   /** The last error talking to the source, if it is failing now; state is never removed because of it. */
   readonly error?: string;
@@ -39,16 +39,35 @@ export interface NodeSnapshot {
  * its file entry, or allocating an etcd lease) and publishes the announcement; `close` stops everything and is
  * safe to call twice. `localHints`, where the source has them, are this node's address as the cluster knows it
  * (kube: its InternalIP; file: its entry's publicIp), the agent's default public IP, and a VTEP MAC the node
- * must use (file: its entry's, given or derived). `markReady` is called once the node is first ready.
+ * must use (file: its entry's, given or derived). `keeper`, on the sources that publish this node's record in the
+ * cluster (kube, etcd), keeps that record right for as long as the agent runs.
  */
 export interface NodeSource {
   start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void>;
   localHints?(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }>;
-  /** Tells the cluster this node's network is up (kube: NetworkUnavailable=False); called once, when first ready. */
-  markReady?(name: string, signal?: AbortSignal): Promise<void>;
   claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
   snapshot(): NodeSnapshot;
   close(): Promise<void>;
+  readonly keeper?: LocalRecordKeeper;
+}
+
+/**
+ * Keeps this node's own record in the cluster as claimed, from the claim until close: put back when it is
+ * deleted, re-created or changed by hand (kube: the Node's annotations and NetworkUnavailable condition; etcd: the
+ * lease key), never in a loop with another writer (agent/sources/repair-guard.ts).
+ */
+export interface LocalRecordKeeper {
+  /** The agent's readiness, on every change. While ready, the cluster is told so (kube: NetworkUnavailable=False). */
+  setReady(ready: boolean): void;
+  status(): LocalRecordStatus;
+}
+
+export interface LocalRecordStatus {
+  /** What is wrong with this node's record now (its Node gone, its subnet taken, another writer): not ready. */
+  problem?: string;
+  /** Repairs since start, by what was repaired: "annotations", "condition", "lease". */
+  repairs: Record<string, number>;
+  lastRepair?: { at: string; what: string; detail: string };
 }
 
 export type BackendType = "vxlan" | "host-gw";

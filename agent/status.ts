@@ -64,10 +64,15 @@ export function renderStatus(state: AgentState): string {
   ]));
   out.push("");
   const r = state.readiness;
-  out.push(table(["READY", "SOURCE SYNCED", "OVERLAY", "MASQ", "CNI CONFIG"], [[yesNo(r.ready), yesNo(r.sourceSynced), yesNo(r.overlay), yesNo(r.masq), yesNo(r.cniConfig)]]));
+  out.push(table(["READY", "SOURCE SYNCED", "OVERLAY", "MASQ", "CNI CONFIG", "OWN RECORD"], [[yesNo(r.ready), yesNo(r.sourceSynced), yesNo(r.overlay), yesNo(r.masq), yesNo(r.cniConfig), yesNo(r.localRecord)]]));
   out.push("");
   const s = state.source;
   out.push(`source: ${s.kind}, ${s.synced ? "synced" : "NOT SYNCED"}, ${s.nodes} nodes, ${s.rejected} rejected${s.error ? `, ERROR: ${s.error}` : ""}`);
+  if (s.localRecord) {
+    const l = s.localRecord;
+    const repairs = Object.entries(l.repairs).map(([what, count]) => `${count} ${what}`).join(", ") || "none";
+    out.push(`own record: ${l.problem === undefined ? "as claimed" : `PROBLEM: ${l.problem}`}; repairs: ${repairs}${l.lastRepair ? ` (last ${l.lastRepair.at}: ${l.lastRepair.what}, ${l.lastRepair.detail})` : ""}`);
+  }
   out.push("");
   const rows = state.peers.map((p) => {
     const probe = p.probes[0];

@@ -33,9 +33,16 @@ export function renderMetrics(state: AgentState, durations: DurationHistogram): 
   const bool = (v: boolean) => (v ? 1 : 0);
 
   gauge("weft_build_info", "weft-agent's version and backend.", [{ labels: { version: state.version, backend: state.node.backend.type, source: state.source.kind }, value: 1 }]);
-  gauge("weft_ready", "1 when the overlay, the masquerade rules and the CNI config are in place.", [{ value: bool(state.readiness.ready) }]);
+  gauge("weft_ready", "1 when the overlay, the masquerade rules and the CNI config are in place, and this node's own record is as claimed.", [{ value: bool(state.readiness.ready) }]);
   gauge("weft_source_synced", "1 once the node source has listed every node.", [{ value: bool(state.source.synced) }]);
   gauge("weft_source_error", "1 while the node source is failing (state is kept meanwhile).", [{ value: bool(state.source.error !== undefined) }]);
+  if (state.source.localRecord) {
+    gauge("weft_local_record_ok", "1 while this node's own record (kube: its Node; etcd: its lease) is as claimed.", [{ value: bool(state.readiness.localRecord) }]);
+    const repairs = state.source.localRecord.repairs;
+    const kinds = new Set([...(state.source.kind === "etcd" ? ["lease"] : ["annotations", "condition"]), ...Object.keys(repairs)]);
+    counter("weft_local_record_repairs_total", "Repairs of this node's own record since start: annotations, condition (kube), lease (etcd).",
+      [...kinds].map((what) => ({ labels: { what }, value: repairs[what] ?? 0 })));
+  }
   const byStatus = (status: string) => state.peers.filter((p) => p.status === status).length;
   gauge("weft_nodes_known", "Remote nodes by status: programmed, skipped (conflict, unreachable), rejected by the source.", [
     { labels: { status: "programmed" }, value: byStatus("programmed") },

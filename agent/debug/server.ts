@@ -1,6 +1,7 @@
 // The debug endpoint: read-only HTTP on 127.0.0.1 by default.
 //   /healthz       200 while the agent's loop is alive
-//   /readyz        200 once the overlay, masq rules and CNI config are in place, else 503 with what is missing
+//   /readyz        200 once the overlay, masq rules and CNI config are in place and this node's own record is as
+//                  claimed, else 503 with what is missing (and, for the record, why)
 //   /metrics       Prometheus text
 //   /debug/state   everything, as JSON (what `weft-agent status` prints)
 import type * as Http from "node:http";
@@ -14,6 +15,8 @@ const http = process.getBuiltinModule("node:http") as typeof Http;
 
 export interface DebugSource {
   state(): AgentState;
+  /** Readiness alone: what a kubelet probe pays for, without building the whole state. */
+  readiness(): AgentState["readiness"];
   durations(): DurationHistogram;
   /** False once the loop has stopped or wedged. */
   alive(): boolean;
@@ -77,10 +80,11 @@ export class DebugServer {
         case "/healthz":
           return this.#source.alive() ? send(200, "text/plain; charset=utf-8", "ok\n") : send(503, "text/plain; charset=utf-8", "the reconcile loop is not running\n");
         case "/readyz": {
-          const readiness = this.#source.state().readiness;
+          const readiness = this.#source.readiness();
           if (readiness.ready) return send(200, "text/plain; charset=utf-8", "ok\n");
-          const missing = Object.entries(readiness).filter(([key, ok]) => key !== "ready" && !ok).map(([key]) => key);
-          return send(503, "text/plain; charset=utf-8", `not ready: ${missing.join(", ")}\n`);
+          const missing = Object.entries(readiness).filter(([key, ok]) => ok === false && key !== "ready").map(([key]) => key);
+          const why = readiness.problem === undefined ? "" : ` (${readiness.problem})`;
+          return send(503, "text/plain; charset=utf-8", `not ready: ${missing.join(", ")}${why}\n`);
         }
         case "/metrics":
           return send(200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(this.#source.state(), this.#source.durations()));

@@ -1,5 +1,6 @@
 // The shape of /debug/state (and of `weft-agent status`): what an operator needs first — this node, whether it
 // is ready and why not, every remote node with its objects and probe results, the last plan and its errors.
+import type { LocalRecordStatus } from "../model";
 import type { ProbeResult } from "./probe";
 
 export interface PeerState {
@@ -7,7 +8,10 @@ export interface PeerState {
   podCidrs: string[];
   publicIp: string;
   vtepMac?: string;
-  /** programmed: its objects are desired; skipped: conflicts or unreachable (reason); rejected by the source (reason). */
+  /**
+   * programmed: its objects are desired; skipped: accepted from the source but not programmable (yet): no VTEP MAC
+   * published yet, a conflict, unreachable (reason); rejected: refused by the source as bad data (reason).
+   */
   status: "programmed" | "skipped" | "rejected" | "pending";
   reason?: string;
   objects: { routes: string[]; neighbours: string[]; fdb: string[] };
@@ -49,8 +53,26 @@ export interface AgentState {
     podMtu: number | undefined;
   };
   network: { network: string; ipv6Network: string | undefined; subnetLen: number; nonMasqueradeCidrs: string[] };
-  readiness: { ready: boolean; sourceSynced: boolean; overlay: boolean; masq: boolean; cniConfig: boolean };
-  source: { kind: string; synced: boolean; nodes: number; rejected: number; error?: string };
+  readiness: {
+    ready: boolean;
+    sourceSynced: boolean;
+    overlay: boolean;
+    masq: boolean;
+    cniConfig: boolean;
+    /** This node's own record in the cluster (kube: its Node; etcd: its lease) is as claimed. */
+    localRecord: boolean;
+    /** Why localRecord is false. */
+    problem?: string;
+  };
+  source: {
+    kind: string;
+    synced: boolean;
+    nodes: number;
+    rejected: number;
+    error?: string;
+    /** kube and etcd: this node's own record, as the source keeps it (problem, repairs). */
+    localRecord?: LocalRecordStatus;
+  };
   peers: PeerState[];
   kernel: { routes: number; neighbours: number; fdb: number; vtep: string | undefined };
   reconcile: {

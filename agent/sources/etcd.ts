@@ -12,14 +12,16 @@
 // subnet among the first 100; create the key in a transaction (only if absent, or only if unchanged when
 // reusing) attached to a new lease of `leaseTtlSeconds`; retry when another agent won the race. The client
 // keeps the lease alive (every TTL/3). close() stops renewing without revoking, so an agent restarted within
-// the TTL finds and reuses its subnet; a lease that is not renewed expires and frees the subnet. A lease lost, or
-// a key deleted, while running (etcd unreachable for longer than the TTL) is re-created for the same subnet if
-// the key is still absent; if another lease holds it, the snapshot's error says so.
+// the TTL finds and reuses its subnet; a lease that is not renewed expires and frees the subnet. While running,
+// the source keeps this node's key (its `keeper`): a lease lost or a key deleted (etcd unreachable for longer than
+// the TTL, or by hand) is re-created for the same subnet if the key is still absent; a key overwritten with a value
+// that is still this node's is put back; a key taken by another node, or held by another lease, is left alone and
+// reported (keeper.status(), so `status` and /readyz). Repairs are logged, counted and bounded (./repair-guard.ts).
 
 import { Etcd3, type IKeyValue, type IOptions, type Lease, type Watcher } from "etcd3";
 import { parseCidr } from "../../cni/spec/addresses";
 import { log as rootLog, type Logger } from "../log";
-import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import type { LocalAnnouncement, LocalRecordKeeper, LocalRecordStatus, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { NetworkConfigError, parseNetworkConfig } from "../network-config";
 import { SourceError, describeError } from "./errors";
 import {
@@ -29,6 +31,7 @@ import {
 } from "./etcd-layout";
 import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
+import { RepairGuard, type RepairGuardOptions } from "./repair-guard";
 import { Backoff, eitherSignal, sleep } from "./retry";
 
 export interface EtcdSourceOptions {
@@ -48,6 +51,8 @@ export interface EtcdSourceOptions {
   retryDelayMs?: number;
   /** Default 30,000 ms. */
   maxRetryDelayMs?: number;
+  /** How often this node's lease may be repaired before another writer is assumed (./repair-guard.ts). */
+  repairGuard?: RepairGuardOptions;
   /** Default: the agent's logger with {source: "etcd"}. */
   logger?: Logger;
 }
@@ -70,6 +75,11 @@ interface LocalLease {
   value: string;
   podCidrs: string[];
   lease: Lease;
+  /** The etcd lease ID the key is attached to, as etcd writes it in a key's `lease`. */
+  leaseId: string;
+  /** This node's name and public IP: a lease naming another node (or, unnamed, another IP) is not ours. */
+  name: string;
+  publicIp: string;
 }
 
 export class EtcdSource implements NodeSource {
@@ -87,6 +97,11 @@ export class EtcdSource implements NodeSource {
   #firstAttempt: Promise<void> | undefined;
   #local: LocalLease | undefined;
   #recreating = false;
+  readonly #guard: RepairGuard;
+  readonly #repairs: Record<string, number> = {};
+  #lastRepair: LocalRecordStatus["lastRepair"];
+  /** What is wrong with this node's lease now (taken by another node, contested, cannot be repaired). */
+  #problem: string | undefined;
 
   constructor(options: EtcdSourceOptions) {
     this.#network = options.network;
@@ -99,7 +114,18 @@ export class EtcdSource implements NodeSource {
     this.#log = options.logger ?? rootLog.with({ source: "etcd" });
     this.#table = new NodeTable(options.network, this.#log);
     this.#client = new Etcd3({ hosts: "http://127.0.0.1:2379", ...options.etcd });
+    this.#guard = new RepairGuard(options.repairGuard);
   }
+
+  /** This node's lease key kept as claimed: re-created when deleted or lost, put back when overwritten. */
+  readonly keeper: LocalRecordKeeper = {
+    setReady: () => undefined, // nothing in flannel's etcd layout tells readiness
+    status: () => ({
+      ...(this.#problem === undefined ? {} : { problem: this.#problem }),
+      repairs: { ...this.#repairs },
+      ...(this.#lastRepair === undefined ? {} : { lastRepair: this.#lastRepair }),
+    }),
+  };
 
   /** Starts list+watch; resolves after the first list attempt (synced, or its error in the snapshot). */
   async start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void> {
@@ -195,11 +221,12 @@ export class EtcdSource implements NodeSource {
       const onPut = (kv: IKeyValue): void => {
         const key = kv.key.toString();
         this.#table.set(key, leaseToRecord(key.slice(subnets.length), kv.value.toString()));
+        if (this.#local?.key === key) this.#checkLocal(this.#local, kv);
       };
       const onDelete = (kv: IKeyValue): void => {
         const key = kv.key.toString();
         this.#table.delete(key);
-        if (this.#local?.key === key) void this.#recreateLocal(this.#local, "This node's subnet key was deleted");
+        if (this.#local?.key === key) void this.#repairLocal(this.#local, "This node's subnet key was deleted");
       };
       const onConnected = (): void => this.#table.setError(undefined);
       const onDisconnected = (error: unknown): void => this.#table.setError(new Error(`etcd watch disconnected: ${describeError(error)}`));
@@ -237,7 +264,7 @@ export class EtcdSource implements NodeSource {
         if (!lease) continue;
         this.#log.info("Reusing this node's subnet lease", { key: own.key });
         if (own.leaseId !== "0") this.#revokeQuietly(own.leaseId);
-        return this.#claimed({ key: own.key, value, podCidrs: own.podCidrs, lease }, local);
+        return this.#claimed({ key: own.key, value, podCidrs: own.podCidrs, lease, leaseId: await lease.grant(), name: local.name, publicIp: local.publicIp }, local);
       }
       if (own) {
         this.#log.info("Deleting this node's lease: its subnet no longer fits the network config", { key: own.key });
@@ -249,7 +276,7 @@ export class EtcdSource implements NodeSource {
       const lease = await this.#putWithLease(key, value, { create: true });
       if (!lease) continue;
       this.#log.info("Allocated a subnet lease", { key, podCidrs });
-      return this.#claimed({ key, value, podCidrs, lease }, local);
+      return this.#claimed({ key, value, podCidrs, lease, leaseId: await lease.grant(), name: local.name, publicIp: local.publicIp }, local);
     }
     throw new SourceError("ERR_SUBNET_RACE", `Cannot allocate a subnet: lost the race for one ${RACE_RETRIES} times`);
   }
@@ -257,8 +284,9 @@ export class EtcdSource implements NodeSource {
   #claimed(claim: LocalLease, local: LocalAnnouncement): PeerNode {
     const previous = this.#local;
     this.#local = claim;
+    this.#problem = undefined;
     if (previous && previous.lease !== claim.lease) previous.lease.release();
-    claim.lease.on("lost", (error) => void this.#recreateLocal(claim, `Lost this node's etcd lease (${describeError(error)})`));
+    claim.lease.on("lost", (error) => void this.#repairLocal(claim, `Lost this node's etcd lease (${describeError(error)})`));
     const node: PeerNode = { name: local.name, podCidrs: claim.podCidrs, publicIp: local.publicIp };
     if (local.vtepMac !== undefined) node.vtepMac = local.vtepMac;
     return node;
@@ -321,39 +349,89 @@ export class EtcdSource implements NodeSource {
   }
 
   /**
-   * Re-creates this node's key, for the same subnet, after its lease was lost or the key deleted (an etcd outage
-   * longer than the TTL): only if the key is absent, so that an agent that took over (a restarted one, or
-   * another node after the subnet expired) keeps it.
+   * A put on this node's key. Our own write (our value on our lease) is fine. A value that still names this node
+   * (overwritten by hand, or detached from our lease) is put back; a value naming another node means the subnet
+   * was taken: say so and leave it (the other node's record overlaps this node's subnet, so it is not programmed).
    */
-  async #recreateLocal(claim: LocalLease, why: string): Promise<void> {
+  #checkLocal(claim: LocalLease, kv: IKeyValue): void {
+    const value = kv.value.toString();
+    if (value === claim.value && kv.lease === claim.leaseId) {
+      if (this.#problem !== undefined && !this.#guard.contested("lease")) this.#problem = undefined;
+      return;
+    }
+    const attrs = decodeLeaseAttrs(value);
+    const owner = attrs?.nodeName ?? (attrs?.publicIp !== undefined && attrs.publicIp !== claim.publicIp ? `with public IP ${attrs.publicIp}` : undefined);
+    if (owner !== undefined && owner !== claim.name) {
+      this.#problem = `this node's subnet ${claim.podCidrs.join(", ")} was taken by node ${owner} (its key ${claim.key} was overwritten); that node is not programmed here, and this node keeps its pods on the subnet: restart this agent to claim a free one`;
+      this.#log.error("This node's subnet lease was taken by another node; not fighting it", { key: claim.key, owner });
+      return;
+    }
+    const detail = value === claim.value ? `key detached from this node's lease (lease ${kv.lease})` : `value ${JSON.stringify(value.slice(0, 200))}`;
+    void this.#repairLocal(claim, `This node's subnet key was overwritten (${detail})`, { modRevision: kv.mod_revision });
+  }
+
+  /**
+   * Puts this node's key back, for the same subnet, after its lease was lost, the key deleted (an etcd outage
+   * longer than the TTL, or by hand) or overwritten with a value that is still this node's: a deleted key only if
+   * it is still absent, an overwritten one only if unchanged since, so that an agent that took over (a restarted
+   * one, or another node after the subnet expired) keeps it. Bounded by the repair guard.
+   */
+  async #repairLocal(claim: LocalLease, why: string, condition: { create: true } | { modRevision: string } = { create: true }): Promise<void> {
     if (this.#lifetime.signal.aborted || this.#local !== claim || this.#recreating) return;
+    const wait = this.#guard.waitMs("lease");
+    if (wait > 0) {
+      this.#problem = `another writer keeps changing this node's lease key ${claim.key}: not repairing it for ${Math.ceil(wait / 1000)} s`;
+      setTimeout(() => void this.#repairLocalIfNeeded(claim), wait).unref();
+      return;
+    }
     this.#recreating = true;
-    this.#log.warn(`${why}; re-creating it`, { key: claim.key });
+    this.#log.warn(`${why}; putting it back`, { key: claim.key });
     const backoff = new Backoff(this.#retry);
     try {
       while (!this.#lifetime.signal.aborted && this.#local === claim) {
         try {
-          const lease = await this.#putWithLease(claim.key, claim.value, { create: true });
+          const lease = await this.#putWithLease(claim.key, claim.value, condition);
           if (!lease) {
+            if ("modRevision" in condition) return; // changed again meanwhile: the watch shows what it is now
             this.#log.error("This node's subnet is held by another lease; restart the agent to claim a subnet again", { key: claim.key });
-            this.#table.setLocalProblem(`This node's subnet ${claim.podCidrs.join(", ")} is held by another lease since this node's was lost`);
+            this.#problem = `this node's subnet ${claim.podCidrs.join(", ")} is held by another lease since this node's was lost: restart this agent to claim a subnet again`;
             return;
           }
           if (this.#lifetime.signal.aborted) return lease.release();
-          const renewed: LocalLease = { ...claim, lease };
+          const renewed: LocalLease = { ...claim, lease, leaseId: await lease.grant() };
           this.#local = renewed;
-          claim.lease.release(); // holds no key any more (revoked, expired, or its key was deleted)
-          lease.on("lost", (error) => void this.#recreateLocal(renewed, `Lost this node's etcd lease (${describeError(error)})`));
-          this.#table.setLocalProblem(undefined);
-          this.#log.info("Re-created this node's subnet lease", { key: claim.key });
+          claim.lease.release(); // holds no key any more (revoked, expired, deleted or replaced)
+          lease.on("lost", (error) => void this.#repairLocal(renewed, `Lost this node's etcd lease (${describeError(error)})`));
+          this.#repairs.lease = (this.#repairs.lease ?? 0) + 1;
+          this.#lastRepair = { at: new Date().toISOString(), what: "lease", detail: why };
+          this.#problem = undefined;
+          if (this.#guard.record("lease")) {
+            const pause = this.#guard.waitMs("lease");
+            this.#problem = `another writer keeps changing this node's lease key ${claim.key}: not repairing it for ${Math.ceil(pause / 1000)} s`;
+            this.#log.error("Another writer keeps changing this node's lease key; pausing repairs instead of fighting it", { key: claim.key, pauseMs: pause });
+          }
+          this.#log.info("Put this node's subnet lease back", { key: claim.key, why });
           return;
         } catch (error) {
-          this.#log.warn("Cannot re-create this node's subnet lease; retrying", { error });
+          this.#problem = `cannot put this node's lease key ${claim.key} back: ${describeError(error)}`;
+          this.#log.warn("Cannot put this node's subnet lease back; retrying", { error });
           await sleep(backoff.next(), this.#lifetime.signal).catch(() => undefined);
         }
       }
     } finally {
       this.#recreating = false;
+    }
+  }
+
+  /** After a pause: reads the key and repairs it if it is still not ours. */
+  async #repairLocalIfNeeded(claim: LocalLease): Promise<void> {
+    if (this.#lifetime.signal.aborted || this.#local !== claim) return;
+    try {
+      const kv = (await this.#client.getAll().prefix(claim.key).exec()).kvs.find((k) => k.key.toString() === claim.key);
+      if (!kv) return void this.#repairLocal(claim, "This node's subnet key is missing");
+      this.#checkLocal(claim, kv);
+    } catch (error) {
+      this.#log.warn("Cannot read this node's subnet key", { key: claim.key, error });
     }
   }
 

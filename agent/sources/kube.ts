@@ -20,19 +20,21 @@
 //     answering "no nodes" right after failing is more likely broken than the cluster empty.
 //
 // claimLocal: polls this node's Node until spec.podCIDR is set (kube-controller-manager assigns it), checks it
-// against the network and merge-patches the annotations that differ. markReady (called by the agent once the
-// overlay, masq rules and CNI config are in place) sets the NetworkUnavailable condition to False with a
-// strategic merge patch of nodes/status (a merge patch would replace the whole conditions list).
+// against the network and merge-patches the annotations that differ. From then on a KubeNodeKeeper
+// (./kube-keeper.ts) keeps them so, and keeps NetworkUnavailable=False while the agent is ready (keeper.setReady):
+// the watch shows every change of this node's Node, including its deletion and re-creation.
 
 import { CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import { log as rootLog, type Logger } from "../log";
-import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import type { LocalAnnouncement, LocalRecordKeeper, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { SourceError, describeError } from "./errors";
 import {
   DEFAULT_ANNOTATION_PREFIX, internalIp, localAnnotations, nodeToRecord, podCidrsOf, weftAnnotations,
   type NodeReadOptions, type WeftAnnotations,
 } from "./kube-node";
+import { KubeNodeKeeper } from "./kube-keeper";
 import { checkAnnouncement } from "./local";
+import type { RepairGuardOptions } from "./repair-guard";
 import { NodeTable } from "./node-table";
 import { Backoff, eitherSignal, sleep } from "./retry";
 import { checkNode, parseClusterNetworks, parsePublicIp } from "./validate";
@@ -46,7 +48,7 @@ export interface KubeSourceOptions {
   annotationPrefix?: string;
   /** Also publish, and read, flannel's annotations (mixed clusters during a migration). Default false. */
   flannelCompat?: boolean;
-  /** Set the NetworkUnavailable condition to False in markReady. Default true. */
+  /** Keep the NetworkUnavailable condition False while the agent is ready. Default true. */
   setNetworkUnavailable?: boolean;
   /** First delay before retrying after an error. Default 1,000 ms; doubles up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
@@ -54,6 +56,8 @@ export interface KubeSourceOptions {
   maxRetryDelayMs?: number;
   /** claimLocal: how often to re-read this node while it has no pod CIDR yet. Default 2,000 ms. */
   pollIntervalMs?: number;
+  /** How often this node's own Node may be repaired before another writer is assumed (./repair-guard.ts). */
+  repairGuard?: RepairGuardOptions;
   /** Default: the agent's logger with {source: "kube"}. */
   logger?: Logger;
 }
@@ -103,6 +107,10 @@ export class KubeSource implements NodeSource {
   readonly #backoff: Backoff;
   #retryTimer: NodeJS.Timeout | undefined;
   #starting: Promise<void> | undefined;
+  readonly #repairGuard: RepairGuardOptions | undefined;
+  #keeper: KubeNodeKeeper | undefined;
+  /** The agent's readiness as last told (keeper.setReady), for a keeper made by a later claim. */
+  #ready = false;
 
   constructor(options: KubeSourceOptions) {
     this.#network = options.network;
@@ -112,6 +120,7 @@ export class KubeSource implements NodeSource {
     this.#retry = { initialMs: options.retryDelayMs ?? 1_000, maxMs: options.maxRetryDelayMs ?? 30_000 };
     this.#backoff = new Backoff(this.#retry);
     this.#pollIntervalMs = options.pollIntervalMs ?? 2_000;
+    this.#repairGuard = options.repairGuard;
     this.#log = options.logger ?? rootLog.with({ source: "kube" });
     this.#table = new NodeTable(options.network, this.#log);
     this.#readOptions = {
@@ -135,7 +144,9 @@ export class KubeSource implements NodeSource {
     this.#informer.on("add", (node) => this.#upsert(node));
     this.#informer.on("update", (node) => this.#upsert(node));
     this.#informer.on("delete", (node) => {
-      if (node.metadata?.name !== undefined) this.#table.delete(node.metadata.name);
+      if (node.metadata?.name === undefined) return;
+      this.#table.delete(node.metadata.name);
+      if (node.metadata.name === this.#keeper?.name) this.#keeper.gone();
     });
     this.#informer.on("error", (error) => this.#failed(error));
   }
@@ -170,25 +181,30 @@ export class KubeSource implements NodeSource {
     const wanted = localAnnotations(local, { annotations: this.#annotations, flannelCompat: this.#flannelCompat, vni: this.#network.backend.vni });
     const current: Record<string, string> = node.metadata?.annotations ?? {};
     const changed = Object.fromEntries(Object.entries(wanted).filter(([key, value]) => current[key] !== value));
+    let published = node;
     if (Object.keys(changed).length > 0) {
-      await this.#retrying("Cannot annotate this node", abort, () =>
+      published = await this.#retrying("Cannot annotate this node", abort, () =>
         this.#api.patchNode({ name: local.name, body: { metadata: { annotations: changed } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)));
       this.#log.info("Annotated this node", { node: local.name, annotations: Object.keys(changed) });
     }
+    this.#keeper?.close();
+    this.#keeper = new KubeNodeKeeper({
+      api: this.#api, name: local.name, annotations: wanted, podCidrs: check.node.podCidrs,
+      setNetworkUnavailable: this.#setNetworkUnavailable, retry: this.#retry, ...(this.#repairGuard ? { guard: this.#repairGuard } : {}),
+      logger: this.#log, signal: this.#lifetime.signal, describe: describeKubeError,
+    }, published);
+    if (this.#ready) this.#keeper.setReady(true);
     return check.node;
   }
 
-  /** Once this node's network is up: the NetworkUnavailable condition to False (unless disabled), so pods get scheduled. */
-  async markReady(name: string, signal?: AbortSignal): Promise<void> {
-    if (!this.#setNetworkUnavailable) return;
-    this.#throwIfClosed();
-    const abort = eitherSignal(this.#lifetime.signal, signal);
-    const now = new Date().toISOString();
-    const condition = { type: "NetworkUnavailable", status: "False", reason: "WeftIsUp", message: "weft is running on this node", lastTransitionTime: now, lastHeartbeatTime: now };
-    await this.#retrying("Cannot set this node's NetworkUnavailable condition", abort, () =>
-      this.#api.patchNodeStatus({ name, body: { status: { conditions: [condition] } } }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)));
-    this.#log.info("Set this node's NetworkUnavailable condition to False", { node: name });
-  }
+  /** This node's Node kept as claimed (kube-keeper.ts); NetworkUnavailable=False while the agent is ready. */
+  readonly keeper: LocalRecordKeeper = {
+    setReady: (ready) => {
+      this.#ready = ready;
+      this.#keeper?.setReady(ready);
+    },
+    status: () => this.#keeper?.status() ?? { repairs: {} },
+  };
 
   snapshot(): NodeSnapshot {
     return this.#table.snapshot();
@@ -198,6 +214,7 @@ export class KubeSource implements NodeSource {
     if (this.#lifetime.signal.aborted) return;
     this.#lifetime.abort(new SourceError("ERR_SOURCE_CLOSED", "Node source closed"));
     clearTimeout(this.#retryTimer);
+    this.#keeper?.close();
     await this.#informer.stop();
     this.#table.close();
     await this.#starting?.catch(() => undefined);
@@ -220,6 +237,7 @@ export class KubeSource implements NodeSource {
   }
 
   #upsert(node: V1Node): void {
+    if (node.metadata?.name !== undefined && node.metadata.name === this.#keeper?.name) this.#keeper.observe(node);
     const record = nodeToRecord(node, this.#readOptions);
     this.#table.set(record.name === "(no name)" ? `(no name ${node.metadata?.uid ?? ""})` : record.name, record);
   }

@@ -251,10 +251,10 @@ export class NodeTable {
   #logRejections(): void {
     const now = new Map(this.#current.rejected.map((r) => [r.name, r.reason]));
     for (const [name, reason] of now) {
-      if (this.#loggedRejections.get(name) !== reason) this.#log.warn("Skipping node", { node: name, reason });
+      if (this.#loggedRejections.get(name) !== reason) this.#log.warn("Rejecting node", { node: name, reason });
     }
     for (const name of this.#loggedRejections.keys()) {
-      if (!now.has(name)) this.#log.info("Node no longer skipped", { node: name });
+      if (!now.has(name)) this.#log.info("Node no longer rejected", { node: name });
     }
     this.#loggedRejections = now;
   }

@@ -26,11 +26,6 @@ function programmed(state: AgentState): string[] {
 }
 
 /** GET on the agent's debug endpoint inside the node. */
-function httpGet(node: SimNode, urlPath: string): { status: number; body: string } {
-  const script = `fetch("http://127.0.0.1:9476${urlPath}").then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
-  return JSON.parse(node.ns.exec([process.execPath, "-e", script])) as { status: number; body: string };
-}
-
 /** TCP echo between every ordered pair of `pods`; the failures, empty when all reach each other with their own address. */
 function unreachable(pods: SimPod[]): string[] {
   const failures: string[] = [];
@@ -201,7 +196,7 @@ describe("3 nodes, vxlan, file source: churn, restarts, repairs, outages, bad in
           const objects = node.kernelObjects();
           if (JSON.stringify(objects) !== JSON.stringify(before.objects[i])) problems.push(`${node.name}: objects changed: ${JSON.stringify(objects)}`);
         });
-        const readyz = httpGet(cluster.nodes[1]!, "/readyz");
+        const readyz = cluster.nodes[1]!.debugGet("/readyz");
         if (readyz.status !== 200) problems.push(`node-2 /readyz ${readyz.status}: ${readyz.body}`);
         if (problems.length > 0) throw new Error(`During the outage:\n${problems.join("\n")}`);
         await sleep(300);

@@ -75,6 +75,28 @@ describe("3 nodes, vxlan, etcd source (flannel's lease model, real etcd)", () =>
     expect(await podMatrix(cluster, servers)).toEqual([]);
   });
 
+  it("re-acquires its lease key, for the same subnet, when it is deleted by hand: peers program it again and traffic resumes", async () => {
+    const [a, b, c] = cluster.nodes as [Cluster["nodes"][0], Cluster["nodes"][0], Cluster["nodes"][0]];
+    const subnet = b.state().node.podCidrs[0]!;
+    const key = `/coreos.com/network/subnets/${subnet.replace("/", "-")}`;
+    const route = `${subnet} via ${subnet.split("/")[0]} dev weft.1`;
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await client.delete().key(key);
+      await eventually(async () => expect(JSON.parse((await client.get(key).string()) ?? "{}")).toMatchObject({ WeftNodeName: "node-2", PublicIP: b.ip }));
+      await waitFor(() => a.kernelObjects().routes.includes(route) && c.kernelObjects().routes.includes(route));
+      expect(tcpEcho(a.pods[0]!.ns.name, b.pods[0]!.ip, ECHO_PORT)).toMatchObject({ ok: true, source: a.pods[0]!.ip });
+      expect(tcpEcho(b.pods[0]!.ns.name, c.pods[0]!.ip, ECHO_PORT)).toMatchObject({ ok: true, source: b.pods[0]!.ip });
+      const state = b.state();
+      expect(state.node.podCidrs).toEqual([subnet]);
+      expect(state.source.localRecord).toMatchObject({ repairs: { lease: 1 }, lastRepair: { what: "lease", detail: "This node's subnet key was deleted" } });
+      expect(state.readiness.localRecord).toBe(true);
+      expect(b.debugGet("/metrics").body).toMatch(/^weft_local_record_repairs_total\{what="lease"\} 1$/m);
+    } finally {
+      client.close();
+    }
+  });
+
   it("keeps its subnet across an agent restart (reuses its lease)", async () => {
     const node = cluster.nodes[0]!;
     const before = node.state().node.podCidrs;
@@ -149,6 +171,83 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
     expect(await podMatrix(cluster, servers)).toEqual([]);
   });
 
+  it("publishes a deleted and re-created Node again: peers reprogram it within 2 s and pods reach it, no restart", async () => {
+    const [a, b, c] = cluster.nodes as [Cluster["nodes"][0], Cluster["nodes"][0], Cluster["nodes"][0]];
+    const route = "10.244.3.0/24 via 10.244.3.0 dev weft.1";
+    const vtepMac = c.state().node.vtep!.mac;
+    const pid = c.agent!.child.pid;
+    api.deleteNode("node-3");
+    await waitFor(() => !a.kernelObjects().routes.includes(route) && !b.kernelObjects().routes.includes(route));
+    // node-3's own agent says its Node is gone, in status and /readyz, and keeps its datapath.
+    await waitFor(() => c.state().readiness.localRecord === false);
+    const gone = "this node's Node object node-3 is gone (deleted, not re-created yet); the datapath is kept";
+    expect(c.debugGet("/readyz")).toEqual({ status: 503, body: `not ready: localRecord (${gone})\n` });
+    expect(c.statusText().stdout).toContain(`own record: PROBLEM: ${gone}`);
+    expect(c.kernelObjects().routes).toContain("10.244.1.0/24 via 10.244.1.0 dev weft.1");
+
+    // What a kubelet registering again creates: no annotations, no NetworkUnavailable condition.
+    const recreated = Date.now();
+    api.upsertNode(kubeNode("node-3", c.ip, "10.244.3.0/24"));
+    await waitFor(() => a.kernelObjects().routes.includes(route) && b.kernelObjects().routes.includes(route), 5_000, 20);
+    const elapsed = Date.now() - recreated;
+    expect(elapsed).toBeLessThan(2_000);
+    expect(a.kernelObjects().fdb).toContain(`${vtepMac} ${c.ip} weft.1`);
+    const stored = api.getNode("node-3")!;
+    expect(stored.metadata.annotations).toMatchObject({
+      "weft.dev/vtep-mac": vtepMac, "weft.dev/public-ip": c.ip, "weft.dev/backend-type": "vxlan",
+      "flannel.alpha.coreos.com/backend-data": JSON.stringify({ VNI: 1, VtepMAC: vtepMac }), "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+    });
+    await eventually(() => expect(api.getNode("node-3")!.status?.conditions).toContainEqual(expect.objectContaining({ type: "NetworkUnavailable", status: "False" })));
+    for (const [from, to] of [[a, c], [c, a], [b, c], [c, b]] as const) {
+      expect(tcpEcho(from.pods[0]!.ns.name, to.pods[0]!.ip, ECHO_PORT)).toMatchObject({ ok: true, source: from.pods[0]!.ip });
+    }
+    const after = await c.waitReady();
+    expect(after.readiness.localRecord).toBe(true);
+    expect(after.source.localRecord?.repairs).toMatchObject({ annotations: 1, condition: 1 });
+    expect(c.agent!.child.pid).toBe(pid);
+    expect(c.agentLog()).toContain("This node's Node object was re-created");
+    expect(c.debugGet("/metrics").body).toMatch(/^weft_local_record_repairs_total\{what="annotations"\} 1$/m);
+  });
+
+  it("puts back a weft annotation removed by hand and NetworkUnavailable set to True by hand", async () => {
+    const a = cluster.nodes[0]!;
+    const wanted = api.getNode("node-1")!.metadata.annotations!["weft.dev/vtep-mac"];
+    const node = api.getNode("node-1")!;
+    delete node.metadata.annotations!["weft.dev/vtep-mac"];
+    api.upsertNode(node);
+    await waitFor(() => api.getNode("node-1")!.metadata.annotations!["weft.dev/vtep-mac"] === wanted, 2_000, 20);
+
+    const unavailable = api.getNode("node-1")!;
+    unavailable.status!.conditions = unavailable.status!.conditions!.map((cond) => (cond.type === "NetworkUnavailable" ? { ...cond, status: "True", reason: "ByHand" } : cond));
+    api.upsertNode(unavailable);
+    await waitFor(() => api.getNode("node-1")!.status!.conditions!.some((cond) => cond.type === "NetworkUnavailable" && cond.status === "False"), 2_000, 20);
+    await eventually(() => expect(a.state().source.localRecord?.repairs).toEqual({ annotations: 1, condition: 1 }));
+    expect(a.agentLog()).toMatch(/"msg":"Repaired this node's annotations".*"differed":"weft.dev\/vtep-mac: missing → /);
+  });
+
+  it("bounds its patches against a second writer that keeps changing an annotation, and says so in status", async () => {
+    const b = cluster.nodes[1]!;
+    const wanted = api.getNode("node-2")!.metadata.annotations!["weft.dev/vtep-mac"]!;
+    const patchesOf = () => api.requests.filter((r) => r.method === "PATCH" && r.path === "/api/v1/nodes/node-2").length;
+    const before = patchesOf();
+    for (let i = 0; i < 20; i++) {
+      const node = api.getNode("node-2")!;
+      node.metadata.annotations!["weft.dev/vtep-mac"] = `0e:00:00:00:02:${String(i).padStart(2, "0")}`;
+      api.upsertNode(node);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(patchesOf() - before).toBe(5); // the default: 5 repairs a minute, then a pause
+    const status = b.statusText().stdout;
+    expect(status).toMatch(/own record: PROBLEM: another writer keeps changing this node's annotations \(weft\.dev\/vtep-mac\): not repairing it for \d+ s/);
+    expect(b.agentLog()).toContain("Another writer keeps changing this node's record; pausing repairs instead of fighting it");
+    // The other writer gives up and the right value is back: the problem goes.
+    const node = api.getNode("node-2")!;
+    node.metadata.annotations!["weft.dev/vtep-mac"] = wanted;
+    api.upsertNode(node);
+    await eventually(() => expect(b.state().readiness.localRecord).toBe(true));
+    expect(patchesOf() - before).toBe(5);
+  });
+
   it("removes a deleted Node's objects everywhere, and programs a new one from the watch", async () => {
     const [a, , c] = cluster.nodes as [Cluster["nodes"][0], Cluster["nodes"][0], Cluster["nodes"][0]];
     api.deleteNode("node-2");
@@ -160,10 +259,10 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
   });
 });
 
-async function waitFor(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+async function waitFor(condition: () => boolean, timeoutMs = 15_000, intervalMs = 200): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

@@ -154,6 +154,59 @@ describe("etcd source: claiming", () => {
     expect(JSON.parse((await admin.get(key).string())!)).toMatchObject({ WeftNodeName: "node-a" });
     await vi.waitFor(() => expect(a.snapshot().nodes).toEqual([claimed]));
     expect(a.snapshot().error).toBeUndefined();
+    expect(a.keeper.status()).toMatchObject({ repairs: { lease: 2 }, lastRepair: { what: "lease", detail: "This node's subnet key was deleted" } });
+    expect(a.keeper.status().problem).toBeUndefined();
+  });
+
+  it("puts its key back when overwritten by hand with a value that is still its own, on its own lease", async () => {
+    const prefix = newPrefix();
+    const a = source({ prefix });
+    await a.start(() => undefined);
+    const claimed = await a.claimLocal(nodeA);
+    const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
+    const stored = async () => (await admin.getAll().prefix(key).exec()).kvs[0]!;
+    const ours = await stored();
+
+    await admin.put(key).value(lease("node-a", "192.168.50.11", "0e:00:00:00:00:ff")); // a wrong MAC, no lease
+    await vi.waitFor(async () => expect((await stored()).value.toString()).toBe(ours.value.toString()));
+    expect((await stored()).lease).toMatch(/^[1-9]\d*$/);
+    expect(a.keeper.status()).toMatchObject({ repairs: { lease: 1 }, lastRepair: { what: "lease", detail: expect.stringContaining("overwritten") } });
+
+    // The same value detached from its lease (it would never expire): attached to a lease again.
+    await admin.put(key).value(ours.value.toString());
+    await vi.waitFor(async () => expect((await stored()).lease).toMatch(/^[1-9]\d*$/));
+    expect(a.keeper.status().repairs).toEqual({ lease: 2 });
+    expect(a.keeper.status().problem).toBeUndefined();
+  });
+
+  it("says so, and does not fight or program it, when another node takes its subnet key", async () => {
+    const prefix = newPrefix();
+    const a = source({ prefix });
+    await a.start(() => undefined);
+    const claimed = await a.claimLocal(nodeA);
+    const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
+    await admin.put(key).value(lease("node-x", "192.168.50.99", "0e:00:00:00:00:99"));
+    await vi.waitFor(() => expect(a.keeper.status().problem).toMatch(new RegExp(`^this node's subnet ${claimed.podCidrs[0]!.replace(/\./g, "\\.")} was taken by node node-x`)));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(JSON.parse((await admin.get(key).string())!)).toMatchObject({ WeftNodeName: "node-x" });
+    expect(a.keeper.status().repairs).toEqual({});
+    // The record is node-x's now; the agent's desired state skips it (it overlaps this node's own subnet).
+    await vi.waitFor(() => expect(a.snapshot().nodes.map((n) => n.name)).toEqual(["node-x"]));
+  });
+
+  it("stops after a bounded number of repairs when another writer keeps overwriting its key", async () => {
+    const prefix = newPrefix();
+    const a = source({ prefix, repairGuard: { limit: 3, windowMs: 10_000, pauseMs: 60_000 } });
+    await a.start(() => undefined);
+    const claimed = await a.claimLocal(nodeA);
+    const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
+    for (let i = 0; i < 10; i++) {
+      await admin.put(key).value(lease("node-a", "192.168.50.11", `0e:00:00:00:01:${String(i).padStart(2, "0")}`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await vi.waitFor(() => expect(a.keeper.status().problem).toMatch(/^another writer keeps changing this node's lease key .*: not repairing it for \d+ s$/));
+    expect(a.keeper.status().repairs).toEqual({ lease: 3 });
+    expect(JSON.parse((await admin.get(key).string())!)).toMatchObject({ BackendData: { VtepMAC: "0e:00:00:00:01:09" } });
   });
 
   it("refuses a network config key that disagrees with its own", async () => {

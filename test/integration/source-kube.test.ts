@@ -199,7 +199,7 @@ describe("kube source: list and watch", () => {
 describe("kube source: claimLocal", () => {
   const local: LocalAnnouncement = { name: "node-self", publicIp: "192.168.50.9", vtepMac: "0E:AA:BB:CC:DD:09", backendType: "vxlan" };
 
-  it("waits for spec.podCIDR, then publishes its annotations; markReady sets NetworkUnavailable=False", async () => {
+  it("waits for spec.podCIDR, then publishes its annotations; once ready, sets NetworkUnavailable=False", async () => {
     const { server, source, start } = await setup();
     server.upsertNode(kubeNode("node-self", 9, { podCIDR: undefined, annotations: { "example.com/keep": "yes" } }));
     await start();
@@ -221,11 +221,11 @@ describe("kube source: claimLocal", () => {
       "weft.dev/backend-type": "vxlan",
     });
     expect(node.status?.conditions).toEqual([{ type: "Ready", status: "True", reason: "KubeletReady" }]);
-    await source.markReady("node-self");
-    expect(server.getNode("node-self")!.status?.conditions).toEqual([
+    source.keeper.setReady(true);
+    await vi.waitFor(() => expect(server.getNode("node-self")!.status?.conditions).toEqual([
       { type: "Ready", status: "True", reason: "KubeletReady" },
       expect.objectContaining({ type: "NetworkUnavailable", status: "False", reason: "WeftIsUp" }),
-    ]);
+    ]));
     const patches = server.requests.filter((r) => r.method === "PATCH");
     expect(patches.map((p) => [p.path, p.contentType])).toEqual([
       ["/api/v1/nodes/node-self", "application/merge-patch+json"],
@@ -270,5 +270,115 @@ describe("kube source: claimLocal", () => {
     const waiting = source.claimLocal({ ...local, name: "node-missing" }, AbortSignal.timeout(300));
     await expect(waiting).rejects.toMatchObject({ name: "TimeoutError" });
     expect(server.requests.some((r) => r.method === "PATCH")).toBe(false);
+  });
+});
+
+describe("kube source: keeping this node's Node as claimed", () => {
+  const local: LocalAnnouncement = { name: "node-self", publicIp: "192.168.50.9", vtepMac: "0e:aa:bb:cc:dd:09", backendType: "vxlan" };
+  const published = { "weft.dev/public-ip": "192.168.50.9", "weft.dev/vtep-mac": "0e:aa:bb:cc:dd:09", "weft.dev/backend-type": "vxlan" };
+  const networkUp = expect.objectContaining({ type: "NetworkUnavailable", status: "False", reason: "WeftIsUp" });
+
+  /** A source that has claimed node-self and been told the agent is ready. */
+  async function claimed(options: Partial<KubeSourceOptions> = {}) {
+    const context = await setup({}, options);
+    context.server.upsertNode(kubeNode("node-self", 9, { annotations: {} }));
+    context.server.upsertNode(kubeNode("node-b", 2));
+    await context.start();
+    await context.source.claimLocal(local);
+    context.source.keeper.setReady(true);
+    await vi.waitFor(() => expect(context.server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp));
+    return context;
+  }
+
+  /** Changes node-self as someone else would (kubectl edit, a second controller): a replace, same uid. */
+  function edit(server: FakeKubeApiServer, change: (node: FakeNode) => void): void {
+    const node = server.getNode("node-self")!;
+    change(node);
+    server.upsertNode(node);
+  }
+
+  const patches = (server: FakeKubeApiServer, status = false) =>
+    server.requests.filter((r) => r.method === "PATCH" && r.path.endsWith("/status") === status).length;
+
+  it("puts back an annotation removed or changed by hand within a second, logs and counts the repair", async () => {
+    const { server, source } = await claimed();
+    expect(source.keeper.status()).toEqual({ repairs: {} });
+    const before = patches(server);
+
+    const removed = Date.now();
+    edit(server, (node) => delete node.metadata.annotations!["weft.dev/vtep-mac"]);
+    await vi.waitFor(() => expect(server.getNode("node-self")!.metadata.annotations).toMatchObject(published), { timeout: 1_000, interval: 20 });
+    expect(Date.now() - removed).toBeLessThan(1_000);
+    expect(patches(server)).toBe(before + 1);
+    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1 }, lastRepair: { what: "annotations", detail: 'weft.dev/vtep-mac: missing → "0e:aa:bb:cc:dd:09"' } });
+    expect(source.keeper.status().problem).toBeUndefined();
+
+    edit(server, (node) => (node.metadata.annotations!["weft.dev/public-ip"] = "192.168.50.99"));
+    await vi.waitFor(() => expect(server.getNode("node-self")!.metadata.annotations).toMatchObject(published), { timeout: 1_000, interval: 20 });
+    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 2 }, lastRepair: { detail: 'weft.dev/public-ip: "192.168.50.99" → "192.168.50.9"' } });
+    // Other annotations are not ours to keep.
+    edit(server, (node) => (node.metadata.annotations!["example.com/other"] = "x"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(patches(server)).toBe(before + 2);
+  });
+
+  it("sets NetworkUnavailable back to False when set to True by hand while ready, and leaves it while not ready", async () => {
+    const { server, source } = await claimed();
+    const setUnavailable = (status: string) => edit(server, (node) => {
+      node.status!.conditions = node.status!.conditions!.map((c) => (c.type === "NetworkUnavailable" ? { ...c, status, reason: "ByHand" } : c));
+    });
+    setUnavailable("True");
+    await vi.waitFor(() => expect(server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp), { timeout: 1_000, interval: 20 });
+    expect(source.keeper.status()).toMatchObject({ repairs: { condition: 1 }, lastRepair: { what: "condition", detail: "NetworkUnavailable status True → False" } });
+
+    source.keeper.setReady(false);
+    setUnavailable("True");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(server.getNode("node-self")!.status?.conditions).toContainEqual(expect.objectContaining({ type: "NetworkUnavailable", status: "True" }));
+    source.keeper.setReady(true);
+    await vi.waitFor(() => expect(server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp), { timeout: 1_000, interval: 20 });
+    expect(source.keeper.status().repairs).toEqual({ condition: 2 });
+  });
+
+  it("says its Node is gone while deleted, and publishes everything again on the re-created object", async () => {
+    const { server, source } = await claimed();
+    server.deleteNode("node-self");
+    await vi.waitFor(() => expect(source.keeper.status().problem).toBe("this node's Node object node-self is gone (deleted, not re-created yet); the datapath is kept"));
+    expect(source.snapshot().nodes.map((n) => n.name)).toEqual(["node-b"]);
+
+    // What a kubelet registering again creates: no annotations, no NetworkUnavailable condition.
+    const recreated = Date.now();
+    server.upsertNode(kubeNode("node-self", 9, { annotations: {} }));
+    await vi.waitFor(() => {
+      const node = server.getNode("node-self")!;
+      expect(node.metadata.annotations).toMatchObject(published);
+      expect(node.status?.conditions).toContainEqual(networkUp);
+    }, { timeout: 1_000, interval: 20 });
+    expect(Date.now() - recreated).toBeLessThan(1_000);
+    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1, condition: 1 } });
+    expect(source.keeper.status().problem).toBeUndefined();
+    await vi.waitFor(() => expect(source.snapshot().nodes.map((n) => n.name)).toEqual(["node-b", "node-self"]));
+  });
+
+  it("says so when its Node comes back with another pod CIDR, which this agent's pods do not use", async () => {
+    const { server, source } = await claimed();
+    edit(server, (node) => (node.spec = { podCIDR: "10.244.77.0/24", podCIDRs: ["10.244.77.0/24"] }));
+    await vi.waitFor(() => expect(source.keeper.status().problem).toBe("this node's spec.podCIDR is now 10.244.77.0/24, but this agent runs with 10.244.9.0/24: restart the agent"));
+  });
+
+  it("stops after a bounded number of patches when another writer keeps changing an annotation, says so, and repairs once it stops", async () => {
+    const { server, source } = await claimed({ repairGuard: { limit: 3, windowMs: 10_000, pauseMs: 1_000 } });
+    const before = patches(server);
+    for (let i = 0; i < 30; i++) {
+      edit(server, (node) => (node.metadata.annotations!["weft.dev/vtep-mac"] = `0e:00:00:00:01:${(i % 100).toString().padStart(2, "0")}`));
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // 30 changes in ~0.8 s: 3 repairs, then a pause of 1 s.
+    expect(patches(server) - before).toBeLessThanOrEqual(4);
+    expect(source.keeper.status().problem).toMatch(/^another writer keeps changing this node's annotations \(weft\.dev\/vtep-mac\): not repairing it for \d+ s$/);
+    // The other writer stopped: one repair after the pause, and the problem is gone.
+    await vi.waitFor(() => expect(server.getNode("node-self")!.metadata.annotations).toMatchObject(published), { timeout: 3_000, interval: 50 });
+    await vi.waitFor(() => expect(source.keeper.status().problem).toBeUndefined());
+    expect(patches(server) - before).toBeLessThanOrEqual(5);
   });
 });

@@ -131,6 +131,12 @@ export class SimNode {
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
+  /** GET on the agent's debug endpoint inside the node (/readyz, /metrics, …): its HTTP status and body. */
+  debugGet(urlPath: string): { status: number; body: string } {
+    const script = `fetch("http://127.0.0.1:9476${urlPath}").then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
+    return JSON.parse(this.ns.exec([process.execPath, "-e", script])) as { status: number; body: string };
+  }
+
   /** Waits until the agent reports ready (and, optionally, more). */
   async waitReady(check: (state: AgentState) => boolean = () => true, timeoutMs = 30_000): Promise<AgentState> {
     const deadline = Date.now() + timeoutMs;

@@ -112,7 +112,7 @@ function sampleState(): AgentState {
       vtep: { name: "weft.1", mac: "0e:00:00:00:00:01", macFrom: "device", mtu: 1450, addresses: ["10.244.1.0/32"] }, podMtu: 1450,
     },
     network: { network: "10.244.0.0/16", ipv6Network: undefined, subnetLen: 24, nonMasqueradeCidrs: ["169.254.0.0/16"] },
-    readiness: { ready: true, sourceSynced: true, overlay: true, masq: true, cniConfig: true },
+    readiness: { ready: true, sourceSynced: true, overlay: true, masq: true, cniConfig: true, localRecord: true },
     source: { kind: "file", synced: true, nodes: 3, rejected: 1 },
     peers: [
       {
@@ -152,10 +152,24 @@ describe("renderStatus", () => {
     const text = renderStatus(sampleState());
     expect(text).toContain("weft-agent 0.1.0 on node-1");
     expect(text).toMatch(/vtep\s+weft\.1 0e:00:00:00:00:01 \(device\) mtu 1450 10\.244\.1\.0\/32/);
-    expect(text).toMatch(/READY\s+SOURCE SYNCED\s+OVERLAY\s+MASQ\s+CNI CONFIG\nyes\s+yes\s+yes\s+yes\s+yes/);
+    expect(text).toMatch(/READY\s+SOURCE SYNCED\s+OVERLAY\s+MASQ\s+CNI CONFIG\s+OWN RECORD\nyes\s+yes\s+yes\s+yes\s+yes\s+yes/);
+    expect(text).not.toContain("own record:"); // the file source keeps no record of this node in the cluster
     expect(text).toMatch(/node-2\s+programmed\s+10\.244\.2\.0\/24\s+192\.168\.1\.12\s+0e:00:00:00:00:02\s+0\.25 ms\s+10%/);
     expect(text).toContain("pod CIDR 10.9.0.0/24 is outside the network");
     expect(text).toContain("error t: Cannot replace-route: EINVAL");
+  });
+
+  it("shows this node's own record: its problem, and the repairs made with the last one", () => {
+    const state = sampleState();
+    state.source = { ...state.source, kind: "kube", localRecord: { problem: "this node's Node object node-1 is gone", repairs: { annotations: 2 }, lastRepair: { at: "t2", what: "annotations", detail: 'weft.dev/vtep-mac: missing → "0e:00:00:00:00:01"' } } };
+    state.readiness = { ...state.readiness, ready: false, localRecord: false, problem: "this node's Node object node-1 is gone" };
+    const text = renderStatus(state);
+    expect(text).toMatch(/READY\s+SOURCE SYNCED\s+OVERLAY\s+MASQ\s+CNI CONFIG\s+OWN RECORD\nNO\s+yes\s+yes\s+yes\s+yes\s+NO/);
+    expect(text).toContain('own record: PROBLEM: this node\'s Node object node-1 is gone; repairs: 2 annotations (last t2: annotations, weft.dev/vtep-mac: missing → "0e:00:00:00:00:01")');
+    const metrics = renderMetrics(state, new DurationHistogram());
+    expect(metrics).toMatch(/^weft_local_record_ok 0$/m);
+    expect(metrics).toMatch(/^weft_local_record_repairs_total\{what="annotations"\} 2$/m);
+    expect(metrics).toMatch(/^weft_local_record_repairs_total\{what="condition"\} 0$/m);
   });
 
   it("aligns columns", () => {

@@ -321,7 +321,7 @@ describe("RBAC", () => {
       const text = fs.readFileSync(file, "utf8");
       if (!text.includes("@kubernetes/client-node")) continue;
       for (const [, client] of text.matchAll(/makeApiClient\((\w+)\)/g)) expect(client, `${file}: only CoreV1Api is granted`).toBe("CoreV1Api");
-      for (const [, method] of text.matchAll(/#api\.(\w+)\(/g)) {
+      for (const [, method] of text.matchAll(/(?:#api|\bapi)\.(\w+)\(/g)) {
         expect(API_PERMISSIONS[method!], `${path.relative(root, file)} calls CoreV1Api.${method}: add it to API_PERMISSIONS and the ClusterRole`).toBeDefined();
         needed.add(API_PERMISSIONS[method!]!);
       }
