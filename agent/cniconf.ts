@@ -13,11 +13,12 @@ import { randomBytes } from "node:crypto";
 import { DEFAULT_BRIDGE } from "../cni/config";
 import { firstHost, parseCidr } from "../cni/spec/addresses";
 import { DEFAULT_SUBNET_FILE } from "../cni/subnet-file";
+import type { Logger } from "./log";
 import type { NetworkConfig, PeerNode } from "./model";
 
-export const DEFAULT_CNI_CONFLIST = "/etc/cni/net.d/10-weft.conflist";
 export { DEFAULT_SUBNET_FILE };
 export const CNI_NETWORK_NAME = "weft";
+export const CNI_CONFLIST_NAME = "10-weft.conflist";
 
 export interface CniConfListOptions {
   /** Default "cni0". */
@@ -98,7 +99,7 @@ export function renderSubnetFile(content: SubnetFileContent): string {
 
 /** Writes the conflist when its content differs from the file's; returns whether it wrote. */
 export function writeCniConfList(options: CniConfListOptions & { path?: string } = {}): boolean {
-  return writeFileIfChanged(options.path ?? DEFAULT_CNI_CONFLIST, renderCniConfList(options));
+  return writeFileIfChanged(options.path ?? path.join("/etc/cni/net.d", CNI_CONFLIST_NAME), renderCniConfList(options));
 }
 
 /** Writes the subnet file when its content differs from the file's; returns whether it wrote. */
@@ -133,4 +134,68 @@ export function writeFileIfChanged(file: string, content: string, mode = 0o644):
     throw error;
   }
   return true;
+}
+
+export interface CniFilesStatus {
+  cniConfList: string;
+  subnetFile: string;
+  written: boolean;
+  error?: string;
+  /** The conflist's content as the agent writes it. */
+  conflist: string;
+}
+
+export interface CniFilesOptions {
+  network: NetworkConfig;
+  cniConfDir: string;
+  bridge: string;
+  subnetFile: string;
+  ipamDataDir: string;
+  logger: Logger;
+  onError(message: string): void;
+}
+
+/**
+ * The agent's two files for the plugin: written after every run (a no-op unless something changed: the node's
+ * pod CIDRs, the backend's MTU). Errors are kept in the status (and reported through `onError`), never thrown.
+ */
+export class CniFiles {
+  readonly #o: CniFilesOptions;
+  #written = false;
+  #error: string | undefined;
+
+  constructor(options: CniFilesOptions) {
+    this.#o = options;
+  }
+
+  get conflistPath(): string {
+    return path.join(this.#o.cniConfDir, CNI_CONFLIST_NAME);
+  }
+
+  get written(): boolean {
+    return this.#written;
+  }
+
+  write(node: PeerNode, mtu: number): void {
+    const o = this.#o;
+    try {
+      if (writeSubnetFile(subnetFileContent(o.network, node, mtu), { path: o.subnetFile })) o.logger.info("Wrote the subnet file", { path: o.subnetFile, mtu });
+      if (writeCniConfList({ path: this.conflistPath, bridge: o.bridge, subnetFile: o.subnetFile, ipamDataDir: o.ipamDataDir })) o.logger.info("Wrote the CNI config", { path: this.conflistPath });
+      this.#written = true;
+      this.#error = undefined;
+    } catch (error) {
+      this.#written = false;
+      this.#error = error instanceof Error ? error.message : String(error);
+      o.onError(`cannot write files: ${this.#error}`);
+      o.logger.error("Cannot write the CNI files", { error });
+    }
+  }
+
+  status(): CniFilesStatus {
+    const o = this.#o;
+    return {
+      cniConfList: this.conflistPath, subnetFile: o.subnetFile, written: this.#written, ...(this.#error === undefined ? {} : { error: this.#error }),
+      conflist: renderCniConfList({ bridge: o.bridge, subnetFile: o.subnetFile, ipamDataDir: o.ipamDataDir }),
+    };
+  }
 }

@@ -3,9 +3,12 @@
 //   weft-agent [run] --node-name n1 --source kube
 //   weft-agent status | uninstall | install-cni | version | help
 //
-// Every flag is `--name value` or `--name=value`; booleans also take the bare `--name` and `--name=false`.
+// Every flag is `--name value` or `--name=value`; booleans also take the bare `--name`, and `--name=false` or
+// `--name false`. `--help` (-h) may come anywhere, `--version` (-v) only first. util.parseArgs splits the words.
 // A flag given on the command line wins over its environment variable, which wins over the default. The table
 // below is the single description of each: the help text, docs/configuration.md and the manifest's test read it.
+
+import { parseArgs as parseArgv, type ParseArgsOptionsConfig } from "node:util";
 
 export type Command = "run" | "status" | "uninstall" | "install-cni" | "version" | "help";
 export const COMMANDS: readonly Command[] = ["run", "status", "uninstall", "install-cni", "version", "help"];
@@ -74,35 +77,40 @@ export interface ParsedArgs {
   origins: Record<string, "flag" | "env" | "default">;
 }
 
+/** util.parseArgs' view of FLAGS: which flags take the next word as their value. */
+const OPTIONS: ParseArgsOptionsConfig = Object.fromEntries(FLAGS.map((f) => [f.name, { type: f.kind === "boolean" ? "boolean" : "string" }]));
+
 /** Parses `argv` (without node and the script) with `env` as the fallback. Throws FlagError naming the flag. */
 export function parseArgs(argv: readonly string[], env: Record<string, string | undefined> = process.env): ParsedArgs {
   const args = [...argv];
   let command: Command = "run";
   if (args[0] === "--version" || args[0] === "-v") return { command: "version", values: {}, origins: {} };
-  if (args[0] === "--help" || args[0] === "-h") return { command: "help", values: {}, origins: {} };
   if (args[0] !== undefined && !args[0].startsWith("-")) {
     const word = args.shift()!;
     if (!(COMMANDS as readonly string[]).includes(word)) throw new FlagError(`Unknown command "${word}"; expected one of ${COMMANDS.join(", ")}`);
     command = word as Command;
   }
+  // Lenient (strict: false), util.parseArgs refuses nothing: the checks below are weft's, with its messages, in the order
+  // of the command line, so that the first problem there is the one reported.
+  const { tokens } = parseArgv({ args, options: OPTIONS, strict: false, tokens: true });
   const given = new Map<string, string>();
-  while (args.length > 0) {
-    const arg = args.shift()!;
-    if (arg === "--help" || arg === "-h") return { command: "help", values: {}, origins: {} };
-    if (!arg.startsWith("--")) throw new FlagError(`Unexpected argument "${arg}": flags are --name value or --name=value`);
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    const spec = FLAGS.find((f) => f.name === name);
-    if (!spec) throw new FlagError(`Unknown flag --${name} (weft-agent help lists them)`);
-    if (!spec.commands.includes(command)) throw new FlagError(`Flag --${name} does not apply to "${command}"`);
-    let value: string;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else if (spec.kind === "boolean" && (args[0] === undefined || args[0].startsWith("--") || !/^(true|false)$/.test(args[0]))) value = "true";
-    else {
-      if (args[0] === undefined) throw new FlagError(`Flag --${name} needs a value`);
-      value = args.shift()!;
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    const word = args[token.index]!;
+    if (word === "--help" || word === "-h") return { command: "help", values: {}, origins: {} };
+    if (!word.startsWith("--")) throw new FlagError(`Unexpected argument "${word}": flags are --name value or --name=value`);
+    const spec = token.kind === "option" ? FLAGS.find((f) => f.name === token.name) : undefined; // `--` is a token of its own
+    if (token.kind !== "option" || !spec) throw new FlagError(`Unknown flag ${word.split("=", 1)[0]} (weft-agent help lists them)`);
+    if (!spec.commands.includes(command)) throw new FlagError(`Flag --${spec.name} does not apply to "${command}"`);
+    let value = token.value;
+    const next = tokens[i + 1];
+    // util.parseArgs never gives a boolean the next word; weft does when it is `true` or `false` (`--ip-masq false`).
+    if (spec.kind === "boolean" && value === undefined && next?.kind === "positional" && /^(true|false)$/.test(next.value)) {
+      value = next.value;
+      i++;
     }
-    given.set(name, value);
+    if (value === undefined && spec.kind !== "boolean") throw new FlagError(`Flag --${spec.name} needs a value`);
+    given.set(spec.name, value ?? "true");
   }
   const values: ParsedArgs["values"] = {};
   const origins: ParsedArgs["origins"] = {};

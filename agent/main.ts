@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { NetlinkSocket } from "../native/netlink";
 import { Agent } from "./daemon";
+import { AgentMetrics } from "./debug/metrics";
 import { DebugServer } from "./debug/server";
 import { FLAGS, FlagError, parseArgs, renderHelp, type ParsedArgs } from "./flags";
 import { installCni } from "./install-cni";
@@ -124,7 +125,7 @@ async function run(args: ParsedArgs): Promise<number> {
     logger: log,
     version: VERSION,
   });
-  const server = debugAddr === undefined ? undefined : new DebugServer(agent);
+  const server = debugAddr === undefined ? undefined : new DebugServer(agent, new AgentMetrics(agent));
 
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {

@@ -15,6 +15,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { parseCidr, type Cidr, type IpFamily } from "../cni/spec/addresses";
+import type { Logger } from "./log";
 import type { NetworkConfig } from "./model";
 
 export const MASQ_TABLE_FAMILY = "inet";
@@ -194,4 +195,69 @@ function cidr(text: string, field: string): Cidr {
 
 function hex(value: number): string {
   return `0x${value.toString(16).padStart(8, "0")}`;
+}
+
+export interface MasqStatus {
+  enabled: boolean;
+  inPlace: boolean;
+  problems: string[];
+  /** How often the agent (re)applied the table since start. */
+  applied: number;
+}
+
+/**
+ * The agent's side of the masquerade: at start and on resyncs, the table is applied when it is not in place, or
+ * removed when masquerade is off. Errors are kept in the status (and reported through `onError`), never thrown.
+ */
+export class MasqSync {
+  readonly #network: NetworkConfig;
+  readonly #enabled: boolean;
+  readonly #nft: NftOptions;
+  readonly #log: Logger;
+  readonly #onError: (message: string) => void;
+  #status: MasqStatus;
+
+  constructor(options: { network: NetworkConfig; enabled: boolean; nft?: string[]; signal: AbortSignal; logger: Logger; onError(message: string): void }) {
+    this.#network = options.network;
+    this.#enabled = options.enabled;
+    this.#nft = { signal: options.signal, ...(options.nft ? { nft: options.nft } : {}) };
+    this.#log = options.logger;
+    this.#onError = options.onError;
+    this.#status = { enabled: options.enabled, inPlace: false, problems: [], applied: 0 };
+  }
+
+  /** In place, or masquerade off. */
+  get ok(): boolean {
+    return !this.#status.enabled || this.#status.inPlace;
+  }
+
+  status(): MasqStatus {
+    return { ...this.#status, problems: [...this.#status.problems] };
+  }
+
+  async sync(): Promise<void> {
+    const applied = this.#status.applied;
+    try {
+      if (!this.#enabled) {
+        if ((await readMasq(this.#nft)) !== undefined) await removeMasq(this.#nft);
+        this.#status = { enabled: false, inPlace: true, problems: [], applied };
+        return;
+      }
+      const check = await checkMasq(this.#network, this.#nft);
+      if (check.inPlace) {
+        this.#status = { enabled: true, inPlace: true, problems: [], applied };
+        return;
+      }
+      this.#log.info("Applying the masquerade rules", { problems: check.problems });
+      await applyMasq(this.#network, this.#nft);
+      const after = await checkMasq(this.#network, this.#nft);
+      this.#status = { enabled: true, inPlace: after.inPlace, problems: after.problems, applied: applied + 1 };
+    } catch (error) {
+      if (this.#nft.signal?.aborted) return;
+      const message = error instanceof Error ? error.message : String(error);
+      this.#status = { enabled: this.#enabled, inPlace: false, problems: [message], applied: this.#status.applied };
+      this.#onError(`masq: ${message}`);
+      this.#log.error("Cannot apply the masquerade rules", { error });
+    }
+  }
 }

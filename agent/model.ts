@@ -35,20 +35,26 @@ export interface NodeSnapshot {
 
 /**
  * A source of nodes (STYLE.md: the consumer declares the interface). `start` begins list+watch and calls
- * `onChange` after every change of the snapshot; `claimLocal` returns this node's pod CIDRs (reading its Node,
- * its file entry, or allocating an etcd lease) and publishes the announcement; `close` stops everything and is
- * safe to call twice. `localHints`, where the source has them, are this node's address as the cluster knows it
- * (kube: its InternalIP; file: its entry's publicIp), the agent's default public IP, and a VTEP MAC the node
- * must use (file: its entry's, given or derived). `keeper`, on the sources that publish this node's record in the
- * cluster (kube, etcd), keeps that record right for as long as the agent runs.
+ * `onChange` after every change of the snapshot; `claimLocal` finds this node in the source (its Node, its file
+ * entry; etcd: nothing to find), asks `announce` for the announcement given what the source knows of the node
+ * (`LocalHints`), publishes it, and returns this node with its pod CIDRs (read from its Node or file entry, or
+ * allocated as an etcd lease); `close` stops everything and is safe to call twice. `keeper`, on the sources that
+ * publish this node's record in the cluster (kube, etcd), keeps that record right for as long as the agent runs.
  */
 export interface NodeSource {
   start(onChange: (snapshot: NodeSnapshot) => void, signal?: AbortSignal): Promise<void>;
-  localHints?(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }>;
-  claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
+  claimLocal(name: string, announce: (hints: LocalHints) => LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode>;
   snapshot(): NodeSnapshot;
   close(): Promise<void>;
   readonly keeper?: LocalRecordKeeper;
+}
+
+/** What a source knows of this node before it is claimed. */
+export interface LocalHints {
+  /** The address the cluster knows this node by (kube: its InternalIP; file: its entry's publicIp): the default public IP. */
+  address?: string;
+  /** A VTEP MAC the source dictates (file: its entry's, given or derived); the node must use it, and follow it. */
+  vtepMac?: string;
 }
 
 /**

@@ -12,8 +12,7 @@ import { deleteLinkIfExists, deleteRoute, listLinks, listRoutes, type NetlinkSoc
 import { WEFT_ROUTE_PROTOCOL } from "../cni/marks";
 import { parseHostVethAlias } from "../cni/host-veth";
 import { VTEP_PREFIX } from "./backends";
-import { CNI_NETWORK_NAME } from "./cniconf";
-import { CNI_CONFLIST_NAME } from "./daemon";
+import { CNI_CONFLIST_NAME, CNI_NETWORK_NAME } from "./cniconf";
 import { readMasq, removeMasq, type NftOptions } from "./masq";
 
 export interface UninstallOptions {

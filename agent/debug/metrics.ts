@@ -1,97 +1,120 @@
-// /metrics in Prometheus' text format (version 0.0.4), rendered from the agent's state on each scrape.
+// /metrics: Prometheus' text format through prom-client (the field's exposition library, with Node's default
+// process metrics). A scrape reads counters and counts (MetricsView): it never builds or sorts the whole state,
+// so at 5,000 nodes it costs what the probe results cost, not the peer list.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LocalRecordStatus } from "../model";
+import type { ProbeResult } from "./probe";
 import type { AgentState } from "./state";
 
 /** Reconcile duration buckets, seconds: a run is a few netlink dumps, from ~1 ms to seconds at 5,000 nodes. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** Cumulative bucket counts of reconcile durations: constant memory, however long the agent runs. */
-export class DurationHistogram {
-  readonly counts: number[] = DURATION_BUCKETS.map(() => 0);
-  count = 0;
-  sum = 0;
+/** The reconcile duration histogram: cumulative bucket counts, constant memory however long the agent runs. */
+export function durationHistogram(): Histogram {
+  return new Histogram({ name: "weft_reconcile_duration_seconds", help: "Duration of reconcile runs (observe, plan, apply).", buckets: DURATION_BUCKETS, registers: [] });
+}
 
-  observe(seconds: number): void {
-    DURATION_BUCKETS.forEach((le, i) => {
-      if (seconds <= le) this.counts[i]!++;
+/** What one scrape reads: counts and counters, no per-peer list except the probe results. */
+export interface MetricsView {
+  version: string;
+  backend: string;
+  sourceKind: string;
+  readiness: AgentState["readiness"];
+  sourceSynced: boolean;
+  sourceError: boolean;
+  /** Remote nodes by status (as in /debug/state's peers). */
+  nodes: { programmed: number; skipped: number; rejected: number };
+  objects: { route: number; neighbour: number; fdb: number };
+  reconcile: { runs: number; fullRuns: number; runsWithErrors: number; opsApplied: Record<string, number> };
+  localRecord: LocalRecordStatus | undefined;
+  probes: readonly ProbeResult[];
+}
+
+export interface MetricsSource {
+  metricsView(): MetricsView;
+  /** Observed by the loop after each run. */
+  readonly durations: Histogram;
+}
+
+export class AgentMetrics {
+  readonly #registry = new Registry();
+  /** The view of the scrape in progress: read once, used by every family's collect(). */
+  #view: MetricsView | undefined;
+
+  constructor(source: MetricsSource) {
+    const registers = [this.#registry];
+    const view = (): MetricsView => (this.#view ??= source.metricsView());
+    const bool = (v: boolean): number => (v ? 1 : 0);
+    const gauge = (name: string, help: string, read: (v: MetricsView) => number): void => {
+      new Gauge({ name, help, registers, collect() { this.set(read(view())); } });
+    };
+    /** A counter whose total the agent keeps: set from the view at each scrape. */
+    const counter = (name: string, help: string, labelNames: string[], read: (v: MetricsView) => { labels?: Record<string, string>; value: number }[]): void => {
+      new Counter({
+        name, help, labelNames, registers,
+        collect() {
+          this.reset();
+          for (const { labels, value } of read(view())) {
+            if (labels) this.inc(labels, value);
+            else this.inc(value);
+          }
+        },
+      });
+    };
+    /** A gauge with labels, its samples replaced at each scrape. */
+    const labelled = (name: string, help: string, labelNames: string[], read: (v: MetricsView) => { labels: Record<string, string>; value: number }[]): void => {
+      new Gauge({
+        name, help, labelNames, registers,
+        collect() {
+          this.reset();
+          for (const { labels, value } of read(view())) this.set(labels, value);
+        },
+      });
+    };
+
+    labelled("weft_build_info", "weft-agent's version and backend.", ["version", "backend", "source"], (v) => [{ labels: { version: v.version, backend: v.backend, source: v.sourceKind }, value: 1 }]);
+    gauge("weft_ready", "1 when the overlay, the masquerade rules and the CNI config are in place, and this node's own record is as claimed.", (v) => bool(v.readiness.ready));
+    gauge("weft_source_synced", "1 once the node source has listed every node.", (v) => bool(v.sourceSynced));
+    gauge("weft_source_error", "1 while the node source is failing (state is kept meanwhile).", (v) => bool(v.sourceError));
+    labelled("weft_local_record_ok", "1 while this node's own record (kube: its Node; etcd: its lease) is as claimed; absent with the file source.", ["source"],
+      (v) => (v.localRecord ? [{ labels: { source: v.sourceKind }, value: bool(v.readiness.localRecord) }] : []));
+    counter("weft_local_record_repairs_total", "Repairs of this node's own record since start: annotations, condition (kube), lease (etcd).", ["what"], (v) => {
+      if (!v.localRecord) return [];
+      const repairs = v.localRecord.repairs;
+      const kinds = new Set([...(v.sourceKind === "etcd" ? ["lease"] : ["annotations", "condition"]), ...Object.keys(repairs)]);
+      return [...kinds].map((what) => ({ labels: { what }, value: repairs[what] ?? 0 }));
     });
-    this.count++;
-    this.sum += seconds;
+    labelled("weft_nodes_known", "Remote nodes by status: programmed, skipped (accepted, not programmable yet: conflict, unreachable), rejected by the source (bad data).", ["status"],
+      (v) => (["programmed", "skipped", "rejected"] as const).map((status) => ({ labels: { status }, value: v.nodes[status] })));
+    counter("weft_reconcile_runs_total", "Reconcile runs since start.", [], (v) => [{ value: v.reconcile.runs }]);
+    counter("weft_reconcile_full_runs_total", "Reconcile runs that read and compared the whole kernel state (start, resyncs, after an error).", [], (v) => [{ value: v.reconcile.fullRuns }]);
+    counter("weft_reconcile_errors_total", "Reconcile runs in which at least one operation failed.", [], (v) => [{ value: v.reconcile.runsWithErrors }]);
+    counter("weft_reconcile_operations_total", "Kernel operations applied, by kind.", ["kind"], (v) => Object.entries(v.reconcile.opsApplied).map(([kind, value]) => ({ labels: { kind }, value })));
+    this.#registry.registerMetric(source.durations);
+    labelled("weft_objects_programmed", "Kernel objects weft keeps for remote nodes, by kind.", ["kind"],
+      (v) => (["route", "neighbour", "fdb"] as const).map((kind) => ({ labels: { kind }, value: v.objects[kind] })));
+    gauge("weft_masq_in_place", "1 when table inet weft holds the expected rules (or masquerade is off).", (v) => bool(v.readiness.masq));
+    const probeLabels = ["node", "address"];
+    const ofProbe = (p: ProbeResult): Record<string, string> => ({ node: p.node, address: p.address });
+    labelled("weft_probe_rtt_seconds", "Last overlay probe round trip to the node's VTEP address.", probeLabels,
+      (v) => v.probes.filter((p) => p.rttMs !== undefined).map((p) => ({ labels: ofProbe(p), value: p.rttMs! / 1000 })));
+    labelled("weft_probe_loss_ratio", "Share of the last 20 overlay probes without a reply.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.loss })));
+    counter("weft_probe_sent_total", "Overlay probes sent.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.sent })));
+    counter("weft_probe_received_total", "Overlay probe replies received in time.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.received })));
+    // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_size_used_bytes, event loop lag, GC, …
+    collectDefaultMetrics({ register: this.#registry });
   }
-}
 
-interface Family {
-  name: string;
-  help: string;
-  type: "gauge" | "counter" | "histogram";
-  samples: { labels?: Record<string, string>; value: number; suffix?: string }[];
-}
-
-export function renderMetrics(state: AgentState, durations: DurationHistogram): string {
-  const families: Family[] = [];
-  const gauge = (name: string, help: string, samples: Family["samples"]) => families.push({ name, help, type: "gauge", samples });
-  const counter = (name: string, help: string, samples: Family["samples"]) => families.push({ name, help, type: "counter", samples });
-  const bool = (v: boolean) => (v ? 1 : 0);
-
-  gauge("weft_build_info", "weft-agent's version and backend.", [{ labels: { version: state.version, backend: state.node.backend.type, source: state.source.kind }, value: 1 }]);
-  gauge("weft_ready", "1 when the overlay, the masquerade rules and the CNI config are in place, and this node's own record is as claimed.", [{ value: bool(state.readiness.ready) }]);
-  gauge("weft_source_synced", "1 once the node source has listed every node.", [{ value: bool(state.source.synced) }]);
-  gauge("weft_source_error", "1 while the node source is failing (state is kept meanwhile).", [{ value: bool(state.source.error !== undefined) }]);
-  if (state.source.localRecord) {
-    gauge("weft_local_record_ok", "1 while this node's own record (kube: its Node; etcd: its lease) is as claimed.", [{ value: bool(state.readiness.localRecord) }]);
-    const repairs = state.source.localRecord.repairs;
-    const kinds = new Set([...(state.source.kind === "etcd" ? ["lease"] : ["annotations", "condition"]), ...Object.keys(repairs)]);
-    counter("weft_local_record_repairs_total", "Repairs of this node's own record since start: annotations, condition (kube), lease (etcd).",
-      [...kinds].map((what) => ({ labels: { what }, value: repairs[what] ?? 0 })));
+  get contentType(): string {
+    return this.#registry.contentType;
   }
-  const byStatus = (status: string) => state.peers.filter((p) => p.status === status).length;
-  gauge("weft_nodes_known", "Remote nodes by status: programmed, skipped (conflict, unreachable), rejected by the source.", [
-    { labels: { status: "programmed" }, value: byStatus("programmed") },
-    { labels: { status: "skipped" }, value: byStatus("skipped") },
-    { labels: { status: "rejected" }, value: byStatus("rejected") },
-  ]);
-  counter("weft_reconcile_runs_total", "Reconcile runs since start.", [{ value: state.reconcile.runs }]);
-  counter("weft_reconcile_full_runs_total", "Reconcile runs that read and compared the whole kernel state (start, resyncs, after an error).", [{ value: state.reconcile.fullRuns }]);
-  counter("weft_reconcile_errors_total", "Reconcile runs in which at least one operation failed.", [{ value: state.reconcile.runsWithErrors }]);
-  counter("weft_reconcile_operations_total", "Kernel operations applied, by kind.", Object.entries(state.reconcile.opsApplied).map(([kind, value]) => ({ labels: { kind }, value })));
-  const buckets = DURATION_BUCKETS.map((le, i) => ({ labels: { le: String(le) }, value: durations.counts[i]!, suffix: "_bucket" }));
-  families.push({
-    name: "weft_reconcile_duration_seconds", help: "Duration of reconcile runs (observe, plan, apply).", type: "histogram",
-    samples: [...buckets, { labels: { le: "+Inf" }, value: durations.count, suffix: "_bucket" }, { value: durations.sum, suffix: "_sum" }, { value: durations.count, suffix: "_count" }],
-  });
-  gauge("weft_objects_programmed", "Kernel objects weft keeps for remote nodes, by kind.", [
-    { labels: { kind: "route" }, value: state.kernel.routes },
-    { labels: { kind: "neighbour" }, value: state.kernel.neighbours },
-    { labels: { kind: "fdb" }, value: state.kernel.fdb },
-  ]);
-  gauge("weft_masq_in_place", "1 when table inet weft holds the expected rules (or masquerade is off).", [{ value: bool(state.readiness.masq) }]);
-  const probes = state.peers.flatMap((peer) => peer.probes);
-  gauge("weft_probe_rtt_seconds", "Last overlay probe round trip to the node's VTEP address.", probes.filter((p) => p.rttMs !== undefined).map((p) => ({ labels: { node: p.node, address: p.address }, value: p.rttMs! / 1000 })));
-  gauge("weft_probe_loss_ratio", "Share of the last 20 overlay probes without a reply.", probes.map((p) => ({ labels: { node: p.node, address: p.address }, value: p.loss })));
-  counter("weft_probe_sent_total", "Overlay probes sent.", probes.map((p) => ({ labels: { node: p.node, address: p.address }, value: p.sent })));
-  counter("weft_probe_received_total", "Overlay probe replies received in time.", probes.map((p) => ({ labels: { node: p.node, address: p.address }, value: p.received })));
 
-  const memory = process.memoryUsage();
-  gauge("process_resident_memory_bytes", "Resident memory of the agent process.", [{ value: memory.rss }]);
-  gauge("nodejs_heap_used_bytes", "V8 heap in use.", [{ value: memory.heapUsed }]);
-  gauge("nodejs_heap_total_bytes", "V8 heap reserved.", [{ value: memory.heapTotal }]);
-  gauge("nodejs_external_memory_bytes", "Memory of buffers and native objects held by JavaScript.", [{ value: memory.external + memory.arrayBuffers }]);
-
-  const lines: string[] = [];
-  for (const family of families) {
-    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
-    for (const sample of family.samples) lines.push(`${family.name}${sample.suffix ?? ""}${formatLabels(sample.labels)} ${formatValue(sample.value)}`);
+  async render(): Promise<string> {
+    this.#view = undefined;
+    try {
+      return await this.#registry.metrics();
+    } finally {
+      this.#view = undefined;
+    }
   }
-  return `${lines.join("\n")}\n`;
-}
-
-function formatLabels(labels: Record<string, string> | undefined): string {
-  if (!labels || Object.keys(labels).length === 0) return "";
-  const escape = (v: string) => v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
-  return `{${Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}`;
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
-  return String(value);
 }

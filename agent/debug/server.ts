@@ -2,11 +2,11 @@
 //   /healthz       200 while the agent's loop is alive
 //   /readyz        200 once the overlay, masq rules and CNI config are in place and this node's own record is as
 //                  claimed, else 503 with what is missing (and, for the record, why)
-//   /metrics       Prometheus text
+//   /metrics       Prometheus text (counters and counts only: no state is built)
 //   /debug/state   everything, as JSON (what `weft-agent status` prints)
 import type * as Http from "node:http";
 import type { AddressInfo } from "node:net";
-import { renderMetrics, type DurationHistogram } from "./metrics";
+import type { AgentMetrics } from "./metrics";
 import type { AgentState } from "./state";
 
 // Not `import … from "node:http"`: the ESM facade of node:http reads every export, which loads undici (fetch,
@@ -14,10 +14,10 @@ import type { AgentState } from "./state";
 const http = process.getBuiltinModule("node:http") as typeof Http;
 
 export interface DebugSource {
+  /** The whole view: only /debug/state (and so `status`) builds it. */
   state(): AgentState;
-  /** Readiness alone: what a kubelet probe pays for, without building the whole state. */
+  /** Readiness alone: what a kubelet probe pays for. */
   readiness(): AgentState["readiness"];
-  durations(): DurationHistogram;
   /** False once the loop has stopped or wedged. */
   alive(): boolean;
 }
@@ -41,9 +41,11 @@ export function parseListenAddress(text: string): { host: string; port: number }
 export class DebugServer {
   readonly #server: Http.Server;
   readonly #source: DebugSource;
+  readonly #metrics: AgentMetrics;
 
-  constructor(source: DebugSource) {
+  constructor(source: DebugSource, metrics: AgentMetrics) {
     this.#source = source;
+    this.#metrics = metrics;
     this.#server = http.createServer((request, response) => this.#handle(request, response));
     this.#server.keepAliveTimeout = 5_000;
   }
@@ -87,7 +89,8 @@ export class DebugServer {
           return send(503, "text/plain; charset=utf-8", `not ready: ${missing.join(", ")}${why}\n`);
         }
         case "/metrics":
-          return send(200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(this.#source.state(), this.#source.durations()));
+          this.#metrics.render().then((text) => send(200, this.#metrics.contentType, text), (error: unknown) => send(500, "text/plain; charset=utf-8", `${error instanceof Error ? error.message : String(error)}\n`));
+          return;
         case "/debug/state":
           return send(200, "application/json", `${JSON.stringify(this.#source.state(), null, 2)}\n`);
         case "/":

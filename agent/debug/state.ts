@@ -1,7 +1,11 @@
 // The shape of /debug/state (and of `weft-agent status`): what an operator needs first — this node, whether it
 // is ready and why not, every remote node with its objects and probe results, the last plan and its errors.
-import type { LocalRecordStatus } from "../model";
+import type { CniFilesStatus } from "../cniconf";
+import type { MasqStatus } from "../masq";
+import type { LocalRecordStatus, NetworkConfig, NodeSnapshot } from "../model";
+import type { DesiredState, LocalNode } from "../reconcile";
 import type { ProbeResult } from "./probe";
+import type { RunStats } from "./run-stats";
 
 export interface PeerState {
   name: string;
@@ -84,6 +88,86 @@ export interface AgentState {
     lastRun?: ReconcileRun;
     recentErrors: { at: string; error: string }[];
   };
-  masq: { enabled: boolean; inPlace: boolean; problems: string[]; applied: number; table: string };
-  files: { cniConfList: string; subnetFile: string; written: boolean; error?: string; conflist: string };
+  masq: MasqStatus & { table: string };
+  files: CniFilesStatus;
+}
+
+/** What the agent knows, handed to agentState() to build the view (only /debug/state and `status` pay for it). */
+export interface StateParts {
+  version: string;
+  startedAt: string;
+  nodeName: string;
+  network: NetworkConfig;
+  sourceKind: string;
+  snapshot: NodeSnapshot;
+  localRecord: LocalRecordStatus | undefined;
+  local: LocalNode | undefined;
+  publicIpFrom: string;
+  vtepMacFrom: string;
+  podMtu: number | undefined;
+  desired: DesiredState | undefined;
+  probes: readonly ProbeResult[];
+  readiness: AgentState["readiness"];
+  stats: RunStats;
+  masq: MasqStatus;
+  files: CniFilesStatus;
+}
+
+/** The whole view: this node, every peer with its objects and probes, sorted by name. */
+export function agentState(parts: StateParts): AgentState {
+  const { snapshot, desired, local } = parts;
+  const probes = new Map<string, ProbeResult[]>();
+  for (const result of parts.probes) probes.set(result.node, [...(probes.get(result.node) ?? []), result]);
+  const skipped = new Map((desired?.skipped ?? []).map((s) => [s.name, s.reason]));
+  const peers: PeerState[] = [];
+  for (const peer of snapshot.nodes) {
+    if (peer.name === parts.nodeName) continue;
+    const objects = desired?.byNode.get(peer.name);
+    const routes = objects?.routes ?? [];
+    const state: PeerState = {
+      name: peer.name, podCidrs: [...peer.podCidrs], publicIp: peer.publicIp,
+      status: skipped.has(peer.name) && routes.length === 0 ? "skipped" : desired ? "programmed" : "pending",
+      objects: {
+        routes: routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.device}${r.onlink ? " onlink" : ""}`),
+        neighbours: (objects?.neighbours ?? []).map((n) => `${n.ip} lladdr ${n.mac} dev ${n.device}`),
+        fdb: (objects?.fdb ?? []).map((f) => `${f.mac} dst ${f.dst} dev ${f.device}`),
+      },
+      probes: probes.get(peer.name) ?? [],
+    };
+    if (peer.vtepMac !== undefined) state.vtepMac = peer.vtepMac;
+    if (skipped.has(peer.name)) state.reason = skipped.get(peer.name)!;
+    const changed = parts.stats.lastChange(peer.name);
+    if (changed !== undefined) state.lastChange = changed;
+    peers.push(state);
+  }
+  for (const { name, reason } of snapshot.rejected) peers.push({ name, podCidrs: [], publicIp: "", status: "rejected", reason, objects: { routes: [], neighbours: [], fdb: [] }, probes: [] });
+  peers.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  const backend = parts.network.backend;
+  return {
+    version: parts.version,
+    startedAt: parts.startedAt,
+    node: {
+      name: parts.nodeName,
+      podCidrs: local ? [...local.node.podCidrs] : [],
+      publicIp: local?.node.publicIp ?? "",
+      publicIpFrom: parts.publicIpFrom,
+      underlay: local ? { name: local.underlay.name, mtu: local.underlay.mtu } : undefined,
+      backend: { type: backend.type, vni: backend.vni, port: backend.port },
+      vtep: desired?.vtep ? { name: desired.vtep.name, mac: desired.vtep.mac, macFrom: parts.vtepMacFrom, mtu: desired.vtep.mtu, addresses: desired.vtep.addresses } : undefined,
+      podMtu: parts.podMtu,
+    },
+    network: { network: parts.network.network, ipv6Network: parts.network.ipv6Network, subnetLen: parts.network.subnetLen, nonMasqueradeCidrs: parts.network.nonMasqueradeCidrs },
+    readiness: parts.readiness,
+    source: {
+      kind: parts.sourceKind, synced: snapshot.synced, nodes: snapshot.nodes.length, rejected: snapshot.rejected.length,
+      ...(snapshot.error === undefined ? {} : { error: snapshot.error }),
+      ...(parts.localRecord ? { localRecord: parts.localRecord } : {}),
+    },
+    peers,
+    kernel: { routes: desired?.routes.length ?? 0, neighbours: desired?.neighbours.length ?? 0, fdb: desired?.fdb.length ?? 0, vtep: desired?.vtep?.name },
+    reconcile: parts.stats.view(),
+    masq: { ...parts.masq, table: "inet weft" },
+    files: parts.files,
+  };
 }

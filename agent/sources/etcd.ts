@@ -21,7 +21,7 @@
 import { Etcd3, type IKeyValue, type IOptions, type Lease, type Watcher } from "etcd3";
 import { parseCidr } from "../../cni/spec/addresses";
 import { log as rootLog, type Logger } from "../log";
-import type { LocalAnnouncement, LocalRecordKeeper, LocalRecordStatus, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import type { LocalAnnouncement, LocalHints, LocalRecordKeeper, LocalRecordStatus, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { NetworkConfigError, parseNetworkConfig } from "../network-config";
 import { SourceError, describeError } from "./errors";
 import {
@@ -140,9 +140,10 @@ export class EtcdSource implements NodeSource {
     return this.#firstAttempt;
   }
 
-  async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
+  /** etcd knows nothing of this node before it is claimed: no hints. */
+  async claimLocal(name: string, announce: (hints: LocalHints) => LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
     this.#throwIfClosed();
-    const local = checkAnnouncement(announcement);
+    const local = checkAnnouncement(announce({}), name);
     if (!local.publicIp.includes(".")) {
       throw new SourceError("ERR_SOURCE_OPTIONS", `Invalid local announcement: etcd leases need an IPv4 public IP (flannel's PublicIP), got ${local.publicIp}`);
     }

@@ -18,7 +18,7 @@ import { existsSync, watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { log as rootLog, type Logger } from "../log";
-import type { LocalAnnouncement, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import type { LocalAnnouncement, LocalHints, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { SourceError, describeError } from "./errors";
 import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
@@ -160,16 +160,14 @@ export class FileSource implements NodeSource {
     await this.#watch();
   }
 
-  /** This node's entry: its publicIp and VTEP MAC (given, or derived from its name); waits for the entry. */
-  async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string; vtepMac?: string }> {
-    const entry = await this.#waitForEntry(name, signal);
-    return { address: entry.publicIp, ...(entry.vtepMac === undefined ? {} : { vtepMac: entry.vtepMac }) };
-  }
-
-  async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
+  /**
+   * Waits for this node's entry; its publicIp is the hint for the address, and its VTEP MAC (given, or derived from
+   * its name) is dictated: peers program what the file says.
+   */
+  async claimLocal(name: string, announce: (hints: LocalHints) => LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
     this.#throwIfClosed();
-    const local = checkAnnouncement(announcement);
-    const entry = await this.#waitForEntry(local.name, signal);
+    const entry = await this.#waitForEntry(name, signal);
+    const local = checkAnnouncement(announce({ address: entry.publicIp, ...(entry.vtepMac === undefined ? {} : { vtepMac: entry.vtepMac }) }), name);
     if (entry.publicIp !== local.publicIp) {
       this.#log.warn("This node's publicIp in the node file differs from its own address", { file: entry.publicIp, own: local.publicIp });
     }

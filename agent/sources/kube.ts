@@ -26,7 +26,7 @@
 
 import { CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import { log as rootLog, type Logger } from "../log";
-import type { LocalAnnouncement, LocalRecordKeeper, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
+import type { LocalAnnouncement, LocalHints, LocalRecordKeeper, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { SourceError, describeError } from "./errors";
 import {
   DEFAULT_ANNOTATION_PREFIX, internalIp, localAnnotations, nodeToRecord, podCidrsOf, weftAnnotations,
@@ -160,21 +160,16 @@ export class KubeSource implements NodeSource {
     return this.#starting;
   }
 
-  /** This node's InternalIP (of the cluster network's family); waits for its Node object to exist. */
-  async localHints(name: string, signal?: AbortSignal): Promise<{ address?: string }> {
+  /**
+   * Waits for this node's Node and its spec.podCIDR, announces with its InternalIP (of the cluster network's
+   * family) as the hint, and merge-patches the annotations that differ.
+   */
+  async claimLocal(name: string, announce: (hints: LocalHints) => LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
     this.#throwIfClosed();
     const abort = eitherSignal(this.#lifetime.signal, signal);
-    const node = await this.#retrying("Cannot read this node's addresses", abort, () => this.#api.readNode({ name }));
+    const node = await this.#waitForPodCidr(name, abort);
     const address = parsePublicIp(internalIp(node, this.#readOptions.family));
-    return address === undefined ? {} : { address };
-  }
-
-  async claimLocal(announcement: LocalAnnouncement, signal?: AbortSignal): Promise<PeerNode> {
-    this.#throwIfClosed();
-    const local = checkAnnouncement(announcement);
-    const abort = eitherSignal(this.#lifetime.signal, signal);
-
-    const node = await this.#waitForPodCidr(local.name, abort);
+    const local = checkAnnouncement(announce(address === undefined ? {} : { address }), name);
     const check = checkNode({ name: local.name, podCidrs: podCidrsOf(node) as string[], publicIp: local.publicIp, vtepMac: local.vtepMac }, parseClusterNetworks(this.#network));
     if (!check.ok) throw new SourceError("ERR_LOCAL_NODE", `Cannot use this node's pod CIDR: ${check.reason}`);
 

@@ -6,6 +6,7 @@
 //
 //   node_modules/.bin/node scripts/bench/agent-scale.mjs [--nodes 100,1000,5000] [--churn 0.1] [--rounds 5]
 //                                                        [--detect log|kernel] [--cpu-prof DIR]
+//                                                        [--endpoints [--only-endpoints]] [--agent PATH]
 //
 // Each N gets its own throwaway node namespace `wft-bench-<id>-…` holding a veth pair as the underlay
 // (192.168.0.1/16, MTU 1500) and nothing else; the agent runs inside it (nsenter, then exec: the PID we hold is
@@ -13,6 +14,9 @@
 // line (it is written right after the synchronous observe → plan → apply run), then checked against the kernel:
 // every route (proto 87), permanent neighbour and FDB entry of weft.1 must be exactly the expected set.
 // `--detect kernel` polls the kernel instead (every 100 ms; the dumps compete with the agent for the CPU).
+// `--endpoints`: after the cold start at each N, once the agent is idle, a client inside the node's namespace
+// (this Node, through nsenter) times sequential GETs of /readyz, /metrics and /debug/state over one keep-alive
+// connection — what the kubelet's probe, Prometheus and `weft-agent status` cost at that N.
 // Prints markdown tables for docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -20,6 +24,14 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BenchNamespaces, ipIn, median, run, runBenchmark } from "./lib.mjs";
+
+// --endpoints: what each timed client run asks for, in this order.
+const ENDPOINT_PLAN = [
+  { path: "/readyz", requests: 200 },
+  { path: "/metrics", requests: 200 },
+  { path: "/debug/state", requests: 50 },
+];
+const ENDPOINT_WARMUP = 5;
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/agent-scale.mjs [options]
 
@@ -37,6 +49,12 @@ Options:
   --timeout SEC     give up waiting for one convergence after this long: the table then shows "> timeout"
                     and that N's churn is not measured (default 120)
   --agent PATH      the agent launcher to measure (default dist/weft-agent; e.g. another checkout's build)
+  --endpoints       also time the debug endpoint after the cold start at each N, once the agent is idle:
+                    sequential GETs over one keep-alive connection from a client in the node's namespace,
+                    ${ENDPOINT_PLAN.map((e) => `${e.path} ×${e.requests}`).join(", ")} (after ${ENDPOINT_WARMUP} warm-up requests each, not counted);
+                    an extra table: p50/p95/max per request (client wall time), body bytes, the agent's CPU
+                    (its whole process, GC threads too); the churn and RSS columns then come after these requests
+  --only-endpoints  --endpoints without the rest: no churn rounds, no ip -batch floor, no 0-node baseline
   --help            this text
 `;
 
@@ -58,7 +76,7 @@ function fail(message) {
   process.exit(2);
 }
 for (const arg of argv) {
-  if (arg.startsWith("--") && !["--nodes", "--churn", "--rounds", "--detect", "--cpu-prof", "--timeout", "--agent"].includes(arg)) fail(`unknown option ${arg} (see --help)`);
+  if (arg.startsWith("--") && !["--nodes", "--churn", "--rounds", "--detect", "--cpu-prof", "--timeout", "--agent", "--endpoints", "--only-endpoints"].includes(arg)) fail(`unknown option ${arg} (see --help)`);
 }
 const SIZES = option("nodes", "100,1000,5000").split(",").map((s) => Number(s.trim()));
 if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 50_000)) fail("--nodes: integers from 1 to 50000");
@@ -72,6 +90,8 @@ const CPU_PROF = option("cpu-prof", undefined);
 const TIMEOUT_MS = Number(option("timeout", "120")) * 1000;
 if (!(TIMEOUT_MS > 0)) fail("--timeout: seconds, more than 0");
 const AGENT = path.resolve(option("agent", path.join(root, "dist/weft-agent")));
+const ONLY_ENDPOINTS = argv.includes("--only-endpoints");
+const ENDPOINTS = ONLY_ENDPOINTS || argv.includes("--endpoints");
 
 const VNI = 1;
 const VTEP = `weft.${VNI}`;
@@ -86,6 +106,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 // /etc/cni/net.d is.
 const runDir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), prefix));
 const agents = new Set();
+const clients = new Set(); // --endpoints: the client processes running (PIDs we started)
 
 // ---------------------------------------------------------------------------------------------------------------
 // The kernel, through iproute2, inside our namespaces only.
@@ -266,6 +287,8 @@ function memory(pid) {
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
 }
 
+const CLOCK_TICKS = 100; // per second, in /proc/<pid>/stat (USER_HZ)
+
 function cpuTicks(agent) {
   if (agent.exit !== undefined) throw agentDied(agent);
   const fields = fs.readFileSync(`/proc/${agent.pid}/stat`, "utf8").split(") ")[1].split(" ");
@@ -314,6 +337,126 @@ function statusMs(ns, dir) {
   return { ms: elapsed, bytes: fs.statSync(file).size, ready: state.readiness.ready, kernel: state.kernel };
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// --endpoints: the debug endpoint's latency, from a client in the node's namespace.
+
+/**
+ * The client, run as `nsenter --net=… node -e CLIENT HOST PORT PLAN`: for each {path, warmup, requests} of PLAN
+ * (JSON), `warmup` GETs not counted, then `requests` GETs, one after the other over one keep-alive connection,
+ * each timed from the request's start to its body's last byte. Prints JSON on stdout: per path the times (ms),
+ * body sizes and status codes, then the number of connections opened; with `keep`, the last body too.
+ */
+const ENDPOINT_CLIENT = `
+const http = process.getBuiltinModule("node:http");
+const [host, port, plan] = [process.argv[1], Number(process.argv[2]), JSON.parse(process.argv[3])];
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const sockets = new Set();
+function get(path, keep) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const request = http.get({ host, port, path, agent, timeout: 60000 }, (response) => {
+      let bytes = 0;
+      const chunks = [];
+      response.on("data", (chunk) => { bytes += chunk.length; if (keep) chunks.push(chunk); });
+      response.on("end", () => resolve({ ms: performance.now() - started, status: response.statusCode, bytes, body: keep ? Buffer.concat(chunks).toString("utf8") : undefined }));
+      response.on("error", reject);
+    });
+    request.on("socket", (socket) => sockets.add(socket));
+    request.on("timeout", () => request.destroy(new Error("GET " + path + ": no answer in 60 s")));
+    request.on("error", reject);
+  });
+}
+async function main() {
+  const out = [];
+  for (const { path, warmup, requests, keep } of plan) {
+    for (let i = 0; i < warmup; i++) await get(path, false);
+    const ms = [], bytes = [], statuses = [];
+    let body;
+    for (let i = 0; i < requests; i++) {
+      const r = await get(path, keep && i === requests - 1);
+      ms.push(r.ms); bytes.push(r.bytes); statuses.push(r.status);
+      body = r.body ?? body;
+    }
+    out.push({ path, ms, bytes, statuses, body });
+  }
+  agent.destroy();
+  process.stdout.write(JSON.stringify({ results: out, connections: sockets.size }));
+}
+main().catch((error) => { process.stderr.write(String(error && error.stack || error) + "\\n"); process.exit(1); });
+`;
+
+/** Runs the client in `ns` with `plan`; rejects when it fails or takes longer than --timeout (then it is killed). */
+function runEndpointClient(ns, plan) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("nsenter", [`--net=/run/netns/${ns}`, process.execPath, "-e", ENDPOINT_CLIENT, "127.0.0.1", "9476", JSON.stringify(plan)], { stdio: ["ignore", "pipe", "pipe"] });
+    clients.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      clients.delete(child);
+      reject(error);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      clients.delete(child);
+      if (code !== 0) return reject(new Error(`the endpoint client (PID ${child.pid}) ${signal === "SIGKILL" ? `was killed after ${TIMEOUT_MS} ms` : `failed (${code ?? signal})`}: ${stderr.trim().slice(0, 1000)}`));
+      try {
+        resolve(JSON.parse(stdout));
+      } catch (error) {
+        reject(new Error(`the endpoint client printed no JSON (${error.message}): ${stdout.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+/** The nearest-rank percentile `p` (0–100) of `values`. */
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** The agent's reconcile runs so far, from one untimed GET /metrics (to tell whether a run fell in the window). */
+async function reconcileRuns(ns) {
+  const { results } = await runEndpointClient(ns, [{ path: "/metrics", warmup: 0, requests: 1, keep: true }]);
+  const match = /^weft_reconcile_runs_total(?:\{[^}]*\})? (\d+)/m.exec(results[0].body ?? "");
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Each endpoint of ENDPOINT_PLAN in a client run of its own, the agent's CPU time (utime + stime) read around
+ * it: per request, over the warm-up and the timed requests. Also the 1-minute load average before and after,
+ * and the reconcile runs that happened meanwhile (a periodic resync would disturb the times).
+ */
+async function measureEndpoints(ns, agent) {
+  const runsBefore = await reconcileRuns(ns);
+  const loadBefore = os.loadavg()[0];
+  const startedS = Number(process.hrtime.bigint() - agent.started) / 1e9;
+  const rows = [];
+  let connections = 0;
+  for (const { path: endpoint, requests } of ENDPOINT_PLAN) {
+    const ticks = cpuTicks(agent);
+    const { results, connections: opened } = await runEndpointClient(ns, [{ path: endpoint, warmup: ENDPOINT_WARMUP, requests }]);
+    const cpuMs = ((cpuTicks(agent) - ticks) * 1000) / CLOCK_TICKS;
+    connections = Math.max(connections, opened);
+    const [result] = results;
+    const statuses = new Map();
+    for (const status of result.statuses) statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    rows.push({
+      endpoint, requests, p50: median(result.ms), p95: percentile(result.ms, 95), max: Math.max(...result.ms),
+      bytesMin: Math.min(...result.bytes), bytesMax: Math.max(...result.bytes),
+      statuses: [...statuses].map(([status, count]) => (statuses.size === 1 ? String(status) : `${status} ×${count}`)).join(", "),
+      cpuMsPerRequest: cpuMs / (ENDPOINT_WARMUP + requests),
+    });
+  }
+  const endedS = Number(process.hrtime.bigint() - agent.started) / 1e9;
+  const runsAfter = await reconcileRuns(ns);
+  return { rows, connections, loadBefore, loadAfter: os.loadavg()[0], window: [startedS, endedS], runsDuring: runsBefore === undefined || runsAfter === undefined ? undefined : runsAfter - runsBefore };
+}
+
 /**
  * From `from` (agent start, or the node file's rename) until converged: the agent's next "Reconciled" log line
  * (default) or the kernel matching `expected` (--detect kernel); then the kernel is checked either way.
@@ -337,7 +480,7 @@ async function converge(agent, ns, { fromLine, from, expected, what }) {
  * Cold start, then churn, for one N. A phase that does not finish within --timeout, or an agent that dies, ends
  * that N's measurement: the result says so (and the memory at that moment), and the next N runs.
  */
-async function measureAgent(n, lists, afterRound = () => undefined) {
+async function measureAgent(n, lists, afterRound = () => undefined, { endpoints = false } = {}) {
   const ns = addNodeNetns(`agent-${n}`);
   const dir = path.join(tmp, `agent-${n}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -357,6 +500,17 @@ async function measureAgent(n, lists, afterRound = () => undefined) {
     result.loadMs = starting ? Number(starting.at - agent.started) / 1e6 : NaN;
     result.afterCold = memory(agent.pid);
     await waitIdle(agent);
+    if (endpoints) {
+      try {
+        result.endpoints = await measureEndpoints(ns, agent);
+      } catch (error) {
+        if (agent.exit !== undefined) throw agentDied(agent);
+        result.endpoints = { error: error.message };
+        process.stderr.write(`agent-scale: N=${n}: endpoints: ${error.message}\n`);
+      }
+      if (ONLY_ENDPOINTS) return result;
+      await waitIdle(agent);
+    }
 
     // Churn back and forth: the churned list, the cold one again, … — each a change of the same size.
     const rounds = [];
@@ -495,6 +649,13 @@ function requireTools() {
 }
 
 async function cleanup() {
+  for (const client of [...clients]) {
+    try {
+      process.kill(client.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
   for (const agent of [...agents]) {
     try {
       process.kill(agent.pid, "SIGKILL");
@@ -509,8 +670,44 @@ async function cleanup() {
   fs.rmSync(runDir, { recursive: true, force: true });
 }
 
+/** --endpoints: one table, rows by N then endpoint; below it, per N, what may have disturbed the times. */
+function endpointLines(results) {
+  const f1 = (x) => x.toFixed(1);
+  const bytes = (row) => (row.bytesMin === row.bytesMax ? row.bytesMax.toLocaleString("en") : `${row.bytesMin.toLocaleString("en")}–${row.bytesMax.toLocaleString("en")}`);
+  const rows = results.flatMap(({ n, agent }) => {
+    const label = n.toLocaleString("en");
+    if (agent.endpoints?.rows) return agent.endpoints.rows.map((row) => `| ${label} | ${row.endpoint} | ${row.requests} | ${row.p50.toFixed(2)} | ${row.p95.toFixed(2)} | ${row.max.toFixed(2)} | ${bytes(row)} | ${row.statuses} | ${row.cpuMsPerRequest.toFixed(2)} |`);
+    const why = agent.endpoints?.error ?? (agent.died ? `agent died (${agent.died})` : agent.timedOut ? "the cold start timed out" : "not measured");
+    return [`| ${label} | — | | | | | | ${why.replace(/\s+/g, " ").replaceAll("|", "/").slice(0, 200)} | |`];
+  });
+  return [
+    `Agent debug endpoint — ${AGENT}; after the cold start, agent idle; sequential GETs over one keep-alive connection from a client (${process.execPath}, node ${process.version}) in the node's namespace, timed there from request to the body's last byte; ${ENDPOINT_WARMUP} warm-up requests each, not counted; p95 nearest rank; ${os.cpus().length} cores, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)}`,
+    "",
+    "| remote nodes | endpoint | requests | p50 ms | p95 ms | max ms | response bytes | HTTP status | agent CPU ms / request |",
+    "|---:|---|---:|---:|---:|---:|---:|---|---:|",
+    ...rows,
+    "",
+    ...results.filter(({ agent }) => agent.endpoints?.rows).map(({ n, agent }) => {
+      const e = agent.endpoints;
+      return `- ${n.toLocaleString("en")}: cold start ${agent.cold.toFixed(0)} ms, RSS after it ${agent.afterCold.rss.toFixed(0)} MB; measured ${f1(e.window[0])}–${f1(e.window[1])} s after the agent's start (resync every 60 s); reconcile runs meanwhile: ${e.runsDuring ?? "?"}; connections: ${e.connections} per client run; load average (1 min) ${e.loadBefore.toFixed(2)} → ${e.loadAfter.toFixed(2)}`;
+    }),
+  ];
+}
+
 async function main() {
   requireTools();
+  if (ONLY_ENDPOINTS) {
+    const results = [];
+    for (const n of SIZES) {
+      const agent = await measureAgent(n, nodeLists(n), undefined, { endpoints: true });
+      results.push({ n, agent });
+      netns.removeAll();
+      process.stderr.write(`N=${n}: weft cold ${agent.cold?.toFixed(0)} ms${agent.timedOut ? " (timed out)" : ""}${agent.died ? ` (died: ${agent.died})` : ""}; endpoints ${agent.endpoints?.rows ? agent.endpoints.rows.map((r) => `${r.endpoint} p50 ${r.p50.toFixed(2)} ms`).join(", ") : (agent.endpoints?.error ?? "not measured")}\n`);
+    }
+    console.log(endpointLines(results).join("\n"));
+    if (CPU_PROF) for (const { n, agent } of results) console.log(`\nN=${n}: ${summariseProfile(agent.profileDir)}`);
+    return;
+  }
   // The fixed cost: the agent with no remote node at all (runtime start, bundle load, source, files).
   const baseline = await measureAgent(0, { cold: [], churned: [remoteNode(0)], removed: [], added: [remoteNode(0)] });
   if (baseline.cold === undefined || baseline.churn === undefined) throw new Error(`the agent does not converge even with no remote node (${baseline.died ?? "timed out"})`);
@@ -519,7 +716,7 @@ async function main() {
   for (const n of SIZES) {
     const lists = nodeLists(n);
     const batch = measureBatch(n, lists);
-    const agent = await measureAgent(n, lists, batch.churnRound);
+    const agent = await measureAgent(n, lists, batch.churnRound, { endpoints: ENDPOINTS });
     // Rounds the agent did not reach (a timeout) are still measured for ip -batch.
     for (let round = batch.churnRounds.length; round < ROUNDS; round++) batch.churnRound(round);
     results.push({ n, replaced: lists.added.length, batch, agent });
@@ -571,6 +768,7 @@ async function main() {
     `With 0 remote nodes: agent start → converged ${f0(baseline.cold)} ms; one node added or removed → converged ${f0(baseline.churn)} ms (median).`,
   ];
   console.log(lines.join("\n"));
+  if (ENDPOINTS) console.log(["", "", ...endpointLines(results)].join("\n"));
   if (CPU_PROF) {
     for (const { n, agent } of [{ n: 0, agent: baseline }, ...results]) console.log(`\nN=${n}: ${summariseProfile(agent.profileDir)}`);
   }

@@ -83,7 +83,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
         }
         return s;
       }, 15_000, 300);
-      expect(state.readiness).toEqual({ ready: true, sourceSynced: true, overlay: true, masq: true, cniConfig: true });
+      expect(state.readiness).toEqual({ ready: true, sourceSynced: true, overlay: true, masq: true, cniConfig: true, localRecord: true });
       expect(state.node).toMatchObject({ name: "node-1", podCidrs: ["10.244.1.0/24"], publicIp: cluster.nodes[0]!.ip, publicIpFrom: "node address" });
       expect(state.peers.map((p) => [p.name, p.status])).toEqual([["node-2", "programmed"], ["node-3", "programmed"]]);
       expect(state.masq).toMatchObject({ enabled: true, inPlace: true });

@@ -201,9 +201,10 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
     for (const [from, to] of [[a, c], [c, a], [b, c], [c, b]] as const) {
       expect(tcpEcho(from.pods[0]!.ns.name, to.pods[0]!.ip, ECHO_PORT)).toMatchObject({ ok: true, source: from.pods[0]!.ip });
     }
+    // The API server has the condition as soon as it took the patch; the agent counts the repair on the answer.
+    await eventually(() => expect(c.state().source.localRecord?.repairs).toEqual({ annotations: 1, condition: 1 }));
     const after = await c.waitReady();
     expect(after.readiness.localRecord).toBe(true);
-    expect(after.source.localRecord?.repairs).toMatchObject({ annotations: 1, condition: 1 });
     expect(c.agent!.child.pid).toBe(pid);
     expect(c.agentLog()).toContain("This node's Node object was re-created");
     expect(c.debugGet("/metrics").body).toMatch(/^weft_local_record_repairs_total\{what="annotations"\} 1$/m);

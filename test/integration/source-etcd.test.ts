@@ -7,6 +7,7 @@ import type { LocalAnnouncement, NetworkConfig, NodeSnapshot } from "../../agent
 import { EtcdSource, type EtcdSourceOptions } from "../../agent/sources/etcd";
 import { SourceError } from "../../agent/sources/errors";
 import { startEtcd, startTcpProxy, type TcpProxy, type TestEtcd } from "../support/etcd";
+import { announcing } from "../support/announce";
 
 const network: NetworkConfig = {
   network: "10.244.0.0/16",
@@ -65,7 +66,7 @@ describe("etcd source: claiming", () => {
     const prefix = newPrefix();
     const a = source({ prefix });
     const b = source({ prefix });
-    const [claimedA, claimedB] = await Promise.all([a.claimLocal(nodeA), b.claimLocal(nodeB)]);
+    const [claimedA, claimedB] = await Promise.all([a.claimLocal(...announcing(nodeA)), b.claimLocal(...announcing(nodeB))]);
 
     for (const claimed of [claimedA, claimedB]) {
       expect(claimed.podCidrs).toHaveLength(1);
@@ -93,17 +94,17 @@ describe("etcd source: claiming", () => {
   it("lets a restarted agent reuse its subnet, and adopts a flannel lease with its public IP", async () => {
     const prefix = newPrefix();
     const first = source({ prefix });
-    const before = await first.claimLocal(nodeA);
+    const before = await first.claimLocal(...announcing(nodeA));
     await first.close();
     const second = source({ prefix });
-    const after = await second.claimLocal(nodeA);
+    const after = await second.claimLocal(...announcing(nodeA));
     expect(after.podCidrs).toEqual(before.podCidrs);
     expect((await admin.getAll().prefix(`${prefix}/subnets/`).keys()).length).toBe(1);
 
     // A lease flannel wrote for node-b's address (no WeftNodeName): node-b's agent takes it over.
     await admin.put(`${prefix}/subnets/10.244.77.0-24`).value(JSON.stringify({ PublicIP: "192.168.50.12", PublicIPv6: null, BackendType: "vxlan" }));
     const b = source({ prefix });
-    expect((await b.claimLocal(nodeB)).podCidrs).toEqual(["10.244.77.0/24"]);
+    expect((await b.claimLocal(...announcing(nodeB))).podCidrs).toEqual(["10.244.77.0/24"]);
     const value = JSON.parse((await admin.get(`${prefix}/subnets/10.244.77.0-24`).string())!);
     expect(value).toMatchObject({ WeftNodeName: "node-b", BackendData: { VtepMAC: "0e:00:00:00:00:0b" } });
   });
@@ -114,8 +115,8 @@ describe("etcd source: claiming", () => {
     await observer.start(() => undefined);
     const a = source({ prefix, leaseTtlSeconds: 2 });
     const c = source({ prefix, leaseTtlSeconds: 2 });
-    const claimedA = await a.claimLocal(nodeA);
-    const claimedC = await c.claimLocal(nodeC);
+    const claimedA = await a.claimLocal(...announcing(nodeA));
+    const claimedC = await c.claimLocal(...announcing(nodeC));
     const claimedAt = Date.now();
     await vi.waitFor(() => expect(names(observer.snapshot())).toEqual(["node-a", "node-c"]));
     expect(observer.snapshot().nodes.find((n) => n.name === "node-c")).toEqual({ name: "node-c", podCidrs: claimedC.podCidrs, publicIp: "192.168.50.13" });
@@ -132,14 +133,14 @@ describe("etcd source: claiming", () => {
 
     // The freed subnet can be taken again, here by an agent that remembers it from an earlier run.
     const b = source({ prefix, previousPodCidrs: claimedA.podCidrs });
-    expect((await b.claimLocal(nodeB)).podCidrs).toEqual(claimedA.podCidrs);
+    expect((await b.claimLocal(...announcing(nodeB))).podCidrs).toEqual(claimedA.podCidrs);
   });
 
   it("re-creates its key for the same subnet when its lease is revoked or the key deleted", async () => {
     const prefix = newPrefix();
     const a = source({ prefix });
     await a.start(() => undefined);
-    const claimed = await a.claimLocal(nodeA);
+    const claimed = await a.claimLocal(...announcing(nodeA));
     const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
     const leaseOf = async (): Promise<string | undefined> => (await admin.getAll().prefix(key).exec()).kvs[0]?.lease;
     const first = await leaseOf();
@@ -162,7 +163,7 @@ describe("etcd source: claiming", () => {
     const prefix = newPrefix();
     const a = source({ prefix });
     await a.start(() => undefined);
-    const claimed = await a.claimLocal(nodeA);
+    const claimed = await a.claimLocal(...announcing(nodeA));
     const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
     const stored = async () => (await admin.getAll().prefix(key).exec()).kvs[0]!;
     const ours = await stored();
@@ -183,7 +184,7 @@ describe("etcd source: claiming", () => {
     const prefix = newPrefix();
     const a = source({ prefix });
     await a.start(() => undefined);
-    const claimed = await a.claimLocal(nodeA);
+    const claimed = await a.claimLocal(...announcing(nodeA));
     const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
     await admin.put(key).value(lease("node-x", "192.168.50.99", "0e:00:00:00:00:99"));
     await vi.waitFor(() => expect(a.keeper.status().problem).toMatch(new RegExp(`^this node's subnet ${claimed.podCidrs[0]!.replace(/\./g, "\\.")} was taken by node node-x`)));
@@ -198,7 +199,7 @@ describe("etcd source: claiming", () => {
     const prefix = newPrefix();
     const a = source({ prefix, repairGuard: { limit: 3, windowMs: 10_000, pauseMs: 60_000 } });
     await a.start(() => undefined);
-    const claimed = await a.claimLocal(nodeA);
+    const claimed = await a.claimLocal(...announcing(nodeA));
     const key = `${prefix}/subnets/${claimed.podCidrs[0]!.replace("/", "-")}`;
     for (let i = 0; i < 10; i++) {
       await admin.put(key).value(lease("node-a", "192.168.50.11", `0e:00:00:00:01:${String(i).padStart(2, "0")}`));
@@ -213,7 +214,7 @@ describe("etcd source: claiming", () => {
     const prefix = newPrefix();
     await admin.put(`${prefix}/config`).value(JSON.stringify({ Network: "10.100.0.0/16", Backend: { Type: "vxlan" } }));
     const a = source({ prefix });
-    const error = await a.claimLocal(nodeA).catch((e: unknown) => e);
+    const error = await a.claimLocal(...announcing(nodeA)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SourceError);
     expect(error).toMatchObject({ code: "ERR_NETWORK_CONFIG_MISMATCH" });
     expect((error as Error).message).toContain("Network");
@@ -225,7 +226,7 @@ describe("etcd source: claiming", () => {
     await proxy.pause();
     const a = source({ prefix: newPrefix(), etcd: { hosts: proxy.endpoint } });
     const started = Date.now();
-    await expect(a.claimLocal(nodeA, AbortSignal.timeout(500))).rejects.toMatchObject({ name: "TimeoutError" });
+    await expect(a.claimLocal(...announcing(nodeA), AbortSignal.timeout(500))).rejects.toMatchObject({ name: "TimeoutError" });
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });

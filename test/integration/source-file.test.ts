@@ -5,9 +5,10 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, wr
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import type { NetworkConfig, NodeSnapshot, PeerNode } from "../../agent/model";
+import type { LocalHints, NetworkConfig, NodeSnapshot, PeerNode } from "../../agent/model";
 import { FileSource } from "../../agent/sources/file";
 import { RUN_PREFIX } from "../support/netns";
+import { announcing } from "../support/announce";
 
 const network: NetworkConfig = {
   network: "10.244.0.0/16",
@@ -167,21 +168,42 @@ describe("file source", () => {
     await start();
     const local = { name: "node-self", publicIp: "192.168.50.9", vtepMac: "0E:AA:00:00:00:09", backendType: "vxlan" as const };
     let claimed: PeerNode | undefined;
-    const claim = source.claimLocal(local).then((node) => (claimed = node));
+    const claim = source.claimLocal(...announcing(local)).then((node) => (claimed = node));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(claimed).toBeUndefined();
     writeFileSync(file, nodeFile([entry("node-1", 1), { name: "node-self", podCidrs: ["10.244.9.0/24"], publicIp: "192.168.50.9" }]));
     await claim;
     expect(claimed).toEqual({ name: "node-self", podCidrs: ["10.244.9.0/24"], publicIp: "192.168.50.9", vtepMac: "0e:aa:00:00:00:09" });
 
-    await expect(source.claimLocal({ ...local, name: "node-absent" }, AbortSignal.timeout(200))).rejects.toMatchObject({ name: "TimeoutError" });
-    await expect(source.claimLocal({ ...local, publicIp: "1.2.3" })).rejects.toMatchObject({ code: "ERR_SOURCE_OPTIONS" });
+    await expect(source.claimLocal(...announcing({ ...local, name: "node-absent" }), AbortSignal.timeout(200))).rejects.toMatchObject({ name: "TimeoutError" });
+    await expect(source.claimLocal(...announcing({ ...local, publicIp: "1.2.3" }))).rejects.toMatchObject({ code: "ERR_SOURCE_OPTIONS" });
+  });
+
+  it("claimLocal hints the entry's publicIp and dictates its VTEP MAC, given or derived from the name", async () => {
+    const { source, start } = setup(nodeFile([
+      { name: "node-given", podCidrs: ["10.244.7.0/24"], publicIp: "192.168.50.7", vtepMac: "0e:00:00:00:07:07" },
+      { name: "node-derived", podCidrs: ["10.244.8.0/24"], publicIp: "192.168.50.8" },
+    ]));
+    await start();
+    const hintsOf = async (name: string): Promise<LocalHints> => {
+      let seen: LocalHints | undefined;
+      await source.claimLocal(name, (hints) => {
+        seen = hints;
+        return { name, publicIp: hints.address!, backendType: "vxlan", vtepMac: hints.vtepMac! };
+      });
+      return seen!;
+    };
+    expect(await hintsOf("node-given")).toEqual({ address: "192.168.50.7", vtepMac: "0e:00:00:00:07:07" });
+    const derived = await hintsOf("node-derived");
+    expect(derived.address).toBe("192.168.50.8");
+    expect(derived.vtepMac).toBe(source.snapshot().nodes.find((n) => n.name === "node-derived")!.vtepMac);
+    await expect(source.claimLocal("node-given", () => ({ name: "node-derived", publicIp: "192.168.50.8", backendType: "vxlan" }))).rejects.toMatchObject({ code: "ERR_SOURCE_OPTIONS" });
   });
 
   it("close() is safe twice and fails pending claims", async () => {
     const { source, start } = setup(nodeFile([]));
     await start();
-    const pending = source.claimLocal({ name: "node-self", publicIp: "192.168.50.9", backendType: "host-gw" });
+    const pending = source.claimLocal(...announcing({ name: "node-self", publicIp: "192.168.50.9", backendType: "host-gw" }));
     await source.close();
     await source.close();
     await expect(pending).rejects.toMatchObject({ code: "ERR_SOURCE_CLOSED" });

@@ -2,9 +2,10 @@
 // initial list, watch events, 410 Gone both ways, bookmarks, the API going away and coming back, and this
 // node's claim (wait for spec.podCIDR, annotations, NetworkUnavailable condition).
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { LocalAnnouncement, NetworkConfig, NodeSnapshot } from "../../agent/model";
+import type { LocalAnnouncement, LocalHints, NetworkConfig, NodeSnapshot } from "../../agent/model";
 import { KubeSource, type KubeSourceOptions } from "../../agent/sources/kube";
 import { FakeKubeApiServer, type FakeKubeApiServerOptions, type FakeNode } from "../support/fake-kube-apiserver";
+import { announcing } from "../support/announce";
 
 const network: NetworkConfig = {
   network: "10.244.0.0/16",
@@ -204,13 +205,16 @@ describe("kube source: claimLocal", () => {
     server.upsertNode(kubeNode("node-self", 9, { podCIDR: undefined, annotations: { "example.com/keep": "yes" } }));
     await start();
     let claimed: unknown;
-    const claim = source.claimLocal(local).then((node) => (claimed = node));
+    const claim = source.claimLocal(...announcing(local)).then((node) => (claimed = node));
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(claimed).toBeUndefined();
     expect(server.requests.some((r) => r.method === "PATCH")).toBe(false);
 
     server.upsertNode(kubeNode("node-self", 9, { annotations: { "example.com/keep": "yes" } }));
     await claim;
+    let hints: LocalHints | undefined;
+    await source.claimLocal("node-self", (given) => ((hints = given), local));
+    expect(hints).toEqual({ address: "192.168.60.9" }); // the InternalIP
     expect(claimed).toEqual({ name: "node-self", podCidrs: ["10.244.9.0/24"], publicIp: "192.168.50.9", vtepMac: "0e:aa:bb:cc:dd:09" });
 
     const node = server.getNode("node-self")!;
@@ -235,7 +239,7 @@ describe("kube source: claimLocal", () => {
     await vi.waitFor(() => expect(source.snapshot().nodes).toEqual([claimed]));
 
     // A second claim (agent restart) changes nothing that is already right.
-    await source.claimLocal(local);
+    await source.claimLocal(...announcing(local));
     expect(server.requests.filter((r) => r.method === "PATCH" && !r.path.endsWith("/status"))).toHaveLength(1);
   });
 
@@ -251,7 +255,7 @@ describe("kube source: claimLocal", () => {
       },
     }));
     await start();
-    await source.claimLocal(local);
+    await source.claimLocal(...announcing(local));
     expect(server.getNode("node-self")!.metadata.annotations).toMatchObject({
       "flannel.alpha.coreos.com/backend-type": "vxlan",
       "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"0e:aa:bb:cc:dd:09"}',
@@ -265,9 +269,9 @@ describe("kube source: claimLocal", () => {
   it("refuses a pod CIDR outside the network, and honours its AbortSignal while waiting", async () => {
     const { server, source } = await setup({}, { setNetworkUnavailable: false });
     server.upsertNode(kubeNode("node-self", 9, { podCIDR: "10.1.9.0/24" }));
-    await expect(source.claimLocal(local)).rejects.toMatchObject({ code: "ERR_LOCAL_NODE", message: expect.stringContaining("outside the cluster network") });
+    await expect(source.claimLocal(...announcing(local))).rejects.toMatchObject({ code: "ERR_LOCAL_NODE", message: expect.stringContaining("outside the cluster network") });
 
-    const waiting = source.claimLocal({ ...local, name: "node-missing" }, AbortSignal.timeout(300));
+    const waiting = source.claimLocal(...announcing({ ...local, name: "node-missing" }), AbortSignal.timeout(300));
     await expect(waiting).rejects.toMatchObject({ name: "TimeoutError" });
     expect(server.requests.some((r) => r.method === "PATCH")).toBe(false);
   });
@@ -284,7 +288,7 @@ describe("kube source: keeping this node's Node as claimed", () => {
     context.server.upsertNode(kubeNode("node-self", 9, { annotations: {} }));
     context.server.upsertNode(kubeNode("node-b", 2));
     await context.start();
-    await context.source.claimLocal(local);
+    await context.source.claimLocal(...announcing(local));
     context.source.keeper.setReady(true);
     await vi.waitFor(() => expect(context.server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp));
     return context;

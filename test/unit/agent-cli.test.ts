@@ -1,6 +1,6 @@
 // The agent's command line, its debug endpoint's formats and the small pure helpers around them.
 import { describe, expect, it } from "vitest";
-import { DurationHistogram, renderMetrics } from "../../agent/debug/metrics";
+import { AgentMetrics, durationHistogram, type MetricsView } from "../../agent/debug/metrics";
 import { parseListenAddress } from "../../agent/debug/server";
 import type { AgentState } from "../../agent/debug/state";
 import { FLAGS, FlagError, parseArgs, parseDuration, renderHelp } from "../../agent/flags";
@@ -46,6 +46,68 @@ describe("parseArgs", () => {
   ])("refuses %j with one clear line", (argv, message) => {
     expect(() => parseArgs(argv, {})).toThrow(FlagError);
     expect(() => parseArgs(argv, {})).toThrow(message);
+  });
+
+  it.each([
+    [["--bogus=1"], "Unknown flag --bogus"],
+    [["--"], "Unknown flag --"],
+    [["--", "--node-name", "x"], "Unknown flag --"],
+    [["--=x"], "Unknown flag --"],
+    [["--no-ip-masq"], "Unknown flag --no-ip-masq"],
+    [["run", "--version"], "Unknown flag --version"],
+    [["--help=yes"], "Unknown flag --help"],
+    [["-x"], 'Unexpected argument "-x"'],
+    [["-hx"], 'Unexpected argument "-hx"'],
+    [["--node-name", "n1", "-v"], 'Unexpected argument "-v"'],
+    [["-"], 'Unexpected argument "-"'],
+    [[""], 'Unknown command ""'],
+    [["--ip-masq", "FALSE"], 'Unexpected argument "FALSE"'],
+    [["--ip-masq", "true", "false"], 'Unexpected argument "false"'],
+    [["--flannel-compat", "--source"], "Flag --source needs a value"],
+    [["--resync-interval="], 'Invalid --resync-interval: "" is not a duration'],
+    [["--ip-masq="], 'Invalid --ip-masq: "" is not true or false'],
+    // The first problem on the command line is the one reported; values are checked once every word is read.
+    [["--bogus", "--node-name"], "Unknown flag --bogus"],
+    [["status", "--node-name", "x", "--bogus"], 'Flag --node-name does not apply to "status"'],
+    [["--resync-interval", "soon", "--bogus"], "Unknown flag --bogus"],
+  ])("also refuses %j", (argv, message) => {
+    expect(() => parseArgs(argv, {})).toThrow(FlagError);
+    expect(() => parseArgs(argv, {})).toThrow(message);
+  });
+
+  it("takes a separate true or false after a boolean, and the last of a repeated flag", () => {
+    expect(parseArgs(["--ip-masq", "false", "--flannel-compat", "true"], {}).values).toMatchObject({ "ip-masq": false, "flannel-compat": true });
+    expect(parseArgs(["--ip-masq=no", "--flannel-compat=YES"], {}).values).toMatchObject({ "ip-masq": false, "flannel-compat": true });
+    expect(parseArgs(["--ip-masq=0"], { WEFT_FLANNEL_COMPAT: "1" }).values).toMatchObject({ "ip-masq": false, "flannel-compat": true });
+    expect(parseArgs(["--source", "kube", "--source=file", "--ip-masq=false", "--ip-masq"], {}).values).toMatchObject({ source: "file", "ip-masq": true });
+  });
+
+  it("takes a flag's value verbatim, even one that looks like a flag or is empty", () => {
+    expect(parseArgs(["--node-name", "--source"], {}).values).toMatchObject({ "node-name": "--source", source: "kube" });
+    expect(parseArgs(["--node-name", "--help"], {}).command).toBe("run");
+    expect(parseArgs(["--node-name", "-v"], {}).values["node-name"]).toBe("-v");
+    expect(parseArgs(["--node-name=a=b"], {}).values["node-name"]).toBe("a=b");
+    const empty = parseArgs(["--debug-addr=", "--node-name="], { NODE_NAME: "from-env" });
+    expect(empty.values).toMatchObject({ "debug-addr": "", "node-name": "" });
+    expect(empty.origins).toMatchObject({ "debug-addr": "flag", "node-name": "flag" });
+    expect(parseArgs(["--probe-interval=0"], {}).values["probe-interval"]).toBe(0);
+  });
+
+  it("answers --help or -h anywhere among the flags, --version or -v only first", () => {
+    for (const argv of [["--help"], ["-h"], ["status", "-h"], ["--node-name", "n1", "--help", "--bogus"], ["--resync-interval", "soon", "-h"], ["help"]]) {
+      expect(parseArgs(argv, {}).command, JSON.stringify(argv)).toBe("help");
+    }
+    for (const argv of [["--version"], ["-v"], ["--version", "--bogus"], ["version"]]) {
+      expect(parseArgs(argv, {}).command, JSON.stringify(argv)).toBe("version");
+    }
+    expect(parseArgs(["--help"], {}).values).toEqual({});
+  });
+
+  it("ignores empty variables and those of flags the subcommand does not read", () => {
+    const args = parseArgs(["status"], { NODE_NAME: "n1", WEFT_SOURCE: "", WEFT_DEBUG_ADDR: "127.0.0.1:1" });
+    expect(args.values["node-name"]).toBeUndefined();
+    expect(args.values["debug-addr"]).toBe("127.0.0.1:1");
+    expect(parseArgs([], { WEFT_SOURCE: "" }).origins.source).toBe("default");
   });
 
   it("names the variable when a bad value came from the environment", () => {
@@ -129,21 +191,45 @@ function sampleState(): AgentState {
   };
 }
 
+/** The counts /metrics reads, as the agent would give them for `state`. */
+function viewOf(state: AgentState): MetricsView {
+  const count = (status: string) => state.peers.filter((p) => p.status === status).length;
+  return {
+    version: state.version, backend: state.node.backend.type, sourceKind: state.source.kind, readiness: state.readiness,
+    sourceSynced: state.source.synced, sourceError: state.source.error !== undefined,
+    nodes: { programmed: count("programmed"), skipped: count("skipped"), rejected: count("rejected") },
+    objects: { route: state.kernel.routes, neighbour: state.kernel.neighbours, fdb: state.kernel.fdb },
+    reconcile: state.reconcile, localRecord: state.source.localRecord, probes: state.peers.flatMap((p) => p.probes),
+  };
+}
+
+async function renderMetrics(state: AgentState, durations = durationHistogram()): Promise<string> {
+  return new AgentMetrics({ metricsView: () => viewOf(state), durations }).render();
+}
+
 describe("renderMetrics", () => {
-  it("writes valid exposition lines for every family, escaping label values", () => {
-    const durations = new DurationHistogram();
+  it("writes valid exposition lines for every family, escaping label values", async () => {
+    const durations = durationHistogram();
     durations.observe(0.002);
     durations.observe(0.3);
-    const text = renderMetrics(sampleState(), durations);
+    const text = await renderMetrics(sampleState(), durations);
     expect(text).toMatch(/^weft_ready 1$/m);
     expect(text).toMatch(/^weft_nodes_known\{status="rejected"\} 1$/m);
     expect(text).toMatch(/^weft_reconcile_duration_seconds_bucket\{le="0.0025"\} 1$/m);
     expect(text).toMatch(/^weft_reconcile_duration_seconds_bucket\{le="\+Inf"\} 2$/m);
     expect(text).toMatch(/^weft_probe_rtt_seconds\{node="node-2",address="10.244.2.0"\} 0.00025$/m);
     expect(text).toMatch(/^weft_probe_loss_ratio\{node="node-2",address="10.244.2.0"\} 0.1$/m);
-    for (const line of text.trim().split("\n")) {
-      expect(line).toMatch(/^(# (HELP|TYPE) (weft|process|nodejs)_[a-z_]+ .+|(weft|process|nodejs)_[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [-+0-9.eInfNa]+)$/);
+    // Blank lines between families are valid exposition (prom-client writes them), and so are digits in names.
+    for (const line of text.trim().split("\n").filter((l) => l !== "")) {
+      expect(line).toMatch(/^(# (HELP|TYPE) (weft|process|nodejs)_[a-z0-9_]+ .+|(weft|process|nodejs)_[a-z0-9_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [-+0-9.eInfNa]+)$/);
     }
+  });
+
+  it("has Node's process metrics, and no own-record families with the file source", async () => {
+    const text = await renderMetrics(sampleState());
+    expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+$/m);
+    expect(text).not.toMatch(/^weft_local_record_(ok|repairs_total)[{ ]/m);
   });
 });
 
@@ -159,15 +245,15 @@ describe("renderStatus", () => {
     expect(text).toContain("error t: Cannot replace-route: EINVAL");
   });
 
-  it("shows this node's own record: its problem, and the repairs made with the last one", () => {
+  it("shows this node's own record: its problem, and the repairs made with the last one", async () => {
     const state = sampleState();
     state.source = { ...state.source, kind: "kube", localRecord: { problem: "this node's Node object node-1 is gone", repairs: { annotations: 2 }, lastRepair: { at: "t2", what: "annotations", detail: 'weft.dev/vtep-mac: missing → "0e:00:00:00:00:01"' } } };
     state.readiness = { ...state.readiness, ready: false, localRecord: false, problem: "this node's Node object node-1 is gone" };
     const text = renderStatus(state);
     expect(text).toMatch(/READY\s+SOURCE SYNCED\s+OVERLAY\s+MASQ\s+CNI CONFIG\s+OWN RECORD\nNO\s+yes\s+yes\s+yes\s+yes\s+NO/);
     expect(text).toContain('own record: PROBLEM: this node\'s Node object node-1 is gone; repairs: 2 annotations (last t2: annotations, weft.dev/vtep-mac: missing → "0e:00:00:00:00:01")');
-    const metrics = renderMetrics(state, new DurationHistogram());
-    expect(metrics).toMatch(/^weft_local_record_ok 0$/m);
+    const metrics = await renderMetrics(state);
+    expect(metrics).toMatch(/^weft_local_record_ok\{source="kube"\} 0$/m);
     expect(metrics).toMatch(/^weft_local_record_repairs_total\{what="annotations"\} 2$/m);
     expect(metrics).toMatch(/^weft_local_record_repairs_total\{what="condition"\} 0$/m);
   });

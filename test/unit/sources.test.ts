@@ -314,11 +314,12 @@ describe("Kubernetes Node → record", () => {
 
 describe("checkAnnouncement", () => {
   it("canonicalises, and refuses what it would refuse from another node", () => {
-    expect(checkAnnouncement({ name: "node-a", publicIp: "2001:DB8::1", vtepMac: "0E-00-00-00-00-01", backendType: "vxlan" }))
+    expect(checkAnnouncement({ name: "node-a", publicIp: "2001:DB8::1", vtepMac: "0E-00-00-00-00-01", backendType: "vxlan" }, "node-a"))
       .toEqual({ name: "node-a", publicIp: "2001:db8::1", vtepMac: "0e:00:00:00:00:01", backendType: "vxlan" });
-    expect(() => checkAnnouncement({ name: "node-a", publicIp: "127.0.0.1", backendType: "vxlan" })).toThrow(/publicIp/);
-    expect(() => checkAnnouncement({ name: "Node", publicIp: "10.0.0.1", backendType: "vxlan" })).toThrow(/name/);
-    expect(() => checkAnnouncement({ name: "node-a", publicIp: "10.0.0.1", vtepMac: "ff:ff:ff:ff:ff:ff", backendType: "vxlan" })).toThrow(/vtepMac/);
+    expect(() => checkAnnouncement({ name: "node-a", publicIp: "127.0.0.1", backendType: "vxlan" }, "node-a")).toThrow(/publicIp/);
+    expect(() => checkAnnouncement({ name: "Node", publicIp: "10.0.0.1", backendType: "vxlan" }, "Node")).toThrow(/name/);
+    expect(() => checkAnnouncement({ name: "node-a", publicIp: "10.0.0.1", vtepMac: "ff:ff:ff:ff:ff:ff", backendType: "vxlan" }, "node-a")).toThrow(/vtepMac/);
+    expect(() => checkAnnouncement({ name: "node-a", publicIp: "10.0.0.1", backendType: "vxlan" }, "node-b")).toThrow('Invalid local announcement: name "node-a" is not the node being claimed, "node-b"');
   });
 });
 
