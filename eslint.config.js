@@ -1,6 +1,9 @@
-// Lint: typescript-eslint's recommended rules, plus the layering rule of ARCHITECTURE.md (agent → cni → native).
+// Lint: typescript-eslint's recommended rules, plus the layering rule of ARCHITECTURE.md (agent → cni → native)
+// and the one home of IP addresses (ip-num is imported by native/addresses only).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+
+const IP_NUM = { name: "ip-num", message: "IP addresses have one home: import native/addresses." };
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "test-results/", ".cache/"] },
@@ -14,10 +17,19 @@ export default tseslint.config(
   },
   {
     files: ["native/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: ["**/cni/**", "**/agent/**", "../cni/*", "../agent/*"], paths: [IP_NUM] }] },
+  },
+  {
+    // The one home of IP addresses, and so of ip-num.
+    files: ["native/addresses/**/*.ts"],
     rules: { "no-restricted-imports": ["error", { patterns: ["**/cni/**", "**/agent/**", "../cni/*", "../agent/*"] }] },
   },
   {
     files: ["cni/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: ["**/agent/**", "../agent/*", "../../agent/*", "@kubernetes/*"] }] },
+    rules: { "no-restricted-imports": ["error", { patterns: ["**/agent/**", "../agent/*", "../../agent/*", "@kubernetes/*"], paths: [IP_NUM] }] },
+  },
+  {
+    files: ["agent/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { paths: [IP_NUM] }] },
   },
 );

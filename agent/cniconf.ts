@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { DEFAULT_BRIDGE } from "../cni/config";
-import { firstHost, parseCidr } from "../cni/spec/addresses";
+import { firstHost, parseCidr } from "../native/addresses";
 import { DEFAULT_SUBNET_FILE } from "../cni/subnet-file";
 import type { Logger } from "./log";
 import type { NetworkConfig, PeerNode } from "./model";

@@ -20,7 +20,7 @@ export interface Logger {
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 let threshold: number = RANK[parseLevel(process.env.WEFT_LOG_LEVEL) ?? "info"];
-let sink: (line: string) => void = (line) => process.stderr.write(line);
+const sink = (line: string): void => void process.stderr.write(line);
 
 function parseLevel(text: string | undefined): LogLevel | undefined {
   const level = text?.trim().toLowerCase();
@@ -30,13 +30,6 @@ function parseLevel(text: string | undefined): LogLevel | undefined {
 /** Sets the threshold below which lines are dropped. */
 export function setLogLevel(level: LogLevel): void {
   threshold = RANK[level];
-}
-
-/** Replaces where lines go (tests); returns the previous sink. */
-export function setLogSink(next: (line: string) => void): (line: string) => void {
-  const previous = sink;
-  sink = next;
-  return previous;
 }
 
 function write(level: LogLevel, msg: string, bound: LogFields, fields: LogFields | undefined): void {

@@ -14,14 +14,13 @@
 // stdin, never through a shell.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { parseCidr, type Cidr, type IpFamily } from "../cni/spec/addresses";
+import { parseCidr, type Cidr, type IpFamily } from "../native/addresses";
+import { KUBE_PROXY_MASQ_MARK } from "../native/marks";
 import type { Logger } from "./log";
 import type { NetworkConfig } from "./model";
 
 export const MASQ_TABLE_FAMILY = "inet";
 export const MASQ_TABLE = "weft";
-/** The bit kube-proxy marks packets with that it masquerades itself (--masquerade-bit 14). */
-export const KUBE_PROXY_MASQ_MARK = 0x4000;
 const MULTICAST: Record<IpFamily, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };
 const TABLE = `${MASQ_TABLE_FAMILY} ${MASQ_TABLE}`;
 const DEFAULT_TIMEOUT_MS = 10_000;

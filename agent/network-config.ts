@@ -18,7 +18,7 @@
 // Anything malformed or contradictory is a NetworkConfigError whose one-line message names the field.
 
 import type { NetworkConfig, BackendType } from "./model";
-import { cidrInside, parseCidr, type Cidr, type IpFamily } from "../cni/spec/addresses";
+import { cidrInside, parseCidr, type Cidr, type IpFamily } from "../native/addresses";
 
 export const DEFAULT_VNI = 1;
 /** flannel's and Linux's VXLAN port (IANA's is 4789). */

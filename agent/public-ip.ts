@@ -2,7 +2,7 @@
 // In order: --public-ip; --iface (an address, or an interface's first global address); the node's address as
 // the source knows it (kube: InternalIP; file: its entry); the source address of the default route.
 import { listAddresses, listLinks, listRoutes, RT_SCOPE_UNIVERSE, RTN_UNICAST, type NetlinkSocket } from "../native/netlink";
-import { ipFamily } from "../native/netlink/ip";
+import { ipFamily } from "../native/addresses";
 import { parsePublicIp } from "./sources/validate";
 
 export class PublicIpError extends Error {

@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { deleteLinkIfExists, deleteRoute, listLinks, listRoutes, type NetlinkSocket } from "../native/netlink";
-import { WEFT_ROUTE_PROTOCOL } from "../cni/marks";
+import { WEFT_ROUTE_PROTOCOL } from "../native/marks";
 import { parseHostVethAlias } from "../cni/host-veth";
 import { VTEP_PREFIX } from "./backends";
 import { CNI_CONFLIST_NAME, CNI_NETWORK_NAME } from "./cniconf";

@@ -12,7 +12,7 @@ export interface VtepMacChoice {
   from: "node source" | "device" | "state file" | "new";
 }
 
-export function vtepMacFile(stateDir: string, vni: number): string {
+function vtepMacFile(stateDir: string, vni: number): string {
   return path.join(stateDir, `vtep-mac.${vni}`);
 }
 

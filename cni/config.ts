@@ -16,7 +16,7 @@
 //   (`ipam.subnet`, `rangeStart`, `rangeEnd`, `gateway`) becomes the first range set, as in host-local.
 
 import { readFileSync } from "node:fs";
-import { ipFamily, parseCidr } from "./spec/addresses";
+import { ipFamily, parseCidr } from "../native/addresses";
 import { CniError, ErrorCode } from "./spec/errors";
 import {
   invalidField,
@@ -169,7 +169,7 @@ export function parseNetConf(stdin: Uint8Array | string): NetConf {
 function addressPart(item: string, path: string): string {
   const slash = item.indexOf("/");
   const address = slash < 0 ? item.trim() : item.slice(0, slash);
-  if (ipFamily(address) === undefined || (slash >= 0 && parseCidr(item) === undefined)) {
+  if (!ipFamily(address) || (slash >= 0 && parseCidr(item) === undefined)) {
     throw invalidField(path, "a list of IP addresses, each optionally with a prefix length", item);
   }
   return address;

@@ -1,8 +1,8 @@
 // The CNI_* environment, validated once. Which variables a command needs follows the spec: ADD and CHECK need
 // the container, netns and ifname; DEL may come without a netns (the pod's namespace can be gone already);
 // GC, STATUS and VERSION need none of them.
+import { ipFamily } from "../native/addresses";
 import { isValidInterfaceName } from "./config";
-import { ipFamily } from "./spec/addresses";
 import { CniError, ErrorCode } from "./spec/errors";
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
@@ -74,7 +74,7 @@ export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
 export function requestedIpsFromArgs(env: CniEnv): string[] {
   const ips = (env.args.get("IP") ?? "").split(",").map((item) => item.trim()).filter(Boolean);
   for (const ip of ips) {
-    if (ipFamily(ip) === undefined) throw invalid(`CNI_ARGS: IP "${ip}" is not an IP address`);
+    if (!ipFamily(ip)) throw invalid(`CNI_ARGS: IP "${ip}" is not an IP address`);
   }
   return ips;
 }

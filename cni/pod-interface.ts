@@ -1,8 +1,8 @@
 // The pod side of the attachment, shared by ADD (set up) and CHECK (verify): which addresses and routes an
 // interface gets from an allocation and the config.
+import { ipFamily } from "../native/addresses";
 import type { Allocation } from "./ipam";
 import type { Network } from "./network";
-import { ipFamily } from "./spec/addresses";
 import type { CniRoute } from "./spec/result";
 
 export interface PodRoute extends CniRoute {
@@ -29,7 +29,7 @@ export function podRoutes(network: Network, allocations: readonly Allocation[]):
     for (const [family, gw] of gatewayOf) add(DEFAULT_DST[family as 4 | 6], gw, family as 4 | 6);
   }
   for (const route of network.ipam.routes) {
-    const family = ipFamily(route.dst.split("/")[0] ?? "") ?? 4;
+    const family = ipFamily(route.dst.split("/")[0] ?? "") || 4;
     // A route to the whole address space is a default route: host-local configs write it that way.
     add(route.dst === "0.0.0.0/0" || route.dst === "::/0" ? DEFAULT_DST[family] : route.dst, route.gw ?? gatewayOf.get(family), family);
   }

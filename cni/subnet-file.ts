@@ -13,7 +13,7 @@
 // FLANNEL_MTU is required. Unknown keys, blank lines and # comments are ignored; anything else that is not
 // KEY=VALUE is an error naming the line.
 
-import { cidrInside, firstHost, networkAddress, parseCidr, type Cidr, type IpFamily } from "./spec/addresses";
+import { cidrInside, firstHost, networkAddress, parseCidr, type Cidr, type IpFamily } from "../native/addresses";
 import { CniError, ErrorCode } from "./spec/errors";
 
 export const DEFAULT_SUBNET_FILE = "/run/weft/subnet.env";

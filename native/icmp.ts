@@ -4,8 +4,8 @@
 // A raw ICMP socket sees every ICMP packet the host receives; replies are told apart by type, identifier and
 // sequence. IPv4 raw sockets deliver the IP header too; IPv6 ones do not, and the kernel computes the ICMPv6
 // checksum (RFC 3542).
+import { ipFamily, writeIp } from "./addresses";
 import { AF_INET, AF_INET6 } from "./netlink/constants";
-import { ipFamily, writeIp } from "./netlink/ip";
 import { close, recvBlocking, sendTo, setsockoptBuffer, SO_RCVTIMEO, SOCK_CLOEXEC, SOCK_RAW, socket, SOL_SOCKET } from "./libc";
 
 const IPPROTO_ICMP = 1;

@@ -1,9 +1,8 @@
 // The host-gw backend: no tunnel. Each remote node's pod CIDR is routed via its public IP, which must therefore
 // be directly reachable: on a subnet of this node's underlay interface (one L2 network). A node elsewhere is
 // skipped with that reason; flannel fails the same way, only less visibly (its route is refused by the kernel).
+import { ipFamily, parseCidr, parseCidrs } from "../../native/addresses";
 import type { BackendType, PeerNode } from "../model";
-import { ipFamily } from "../../cni/spec/addresses";
-import { podCidr, podCidrsOf } from "../pod-cidr";
 import type { Backend, LocalNode, PeerObjects } from "../reconcile/backend";
 
 export interface HostGwBackendOptions {
@@ -30,7 +29,7 @@ export class HostGwBackend implements Backend {
   peer(local: LocalNode, peer: PeerNode): PeerObjects {
     const objects: PeerObjects = { neighbours: [], fdb: [], routes: [] };
     const family = ipFamily(peer.publicIp);
-    if (family === undefined) {
+    if (!family) {
       objects.skipped = `public IP "${peer.publicIp}" is not an IP address`;
       return objects;
     }
@@ -40,12 +39,12 @@ export class HostGwBackend implements Backend {
       return objects;
     }
     const unreachable: string[] = [];
-    for (const cidr of podCidrsOf(peer)) {
+    for (const cidr of parseCidrs(peer.podCidrs)) {
       if (cidr.family !== family) {
-        unreachable.push(cidr.cidr);
+        unreachable.push(cidr.network);
         continue;
       }
-      objects.routes.push({ node: peer.name, dst: cidr.cidr, family, gateway: peer.publicIp, device: local.underlay.name, onlink: false });
+      objects.routes.push({ node: peer.name, dst: cidr.network, family, gateway: peer.publicIp, device: local.underlay.name, onlink: false });
     }
     if (unreachable.length > 0) objects.skipped = `pod CIDR ${unreachable.join(",")}: no next hop of that family (public IP ${peer.publicIp})`;
     return objects;
@@ -54,8 +53,8 @@ export class HostGwBackend implements Backend {
 
 /** Whether `ip` lies in `subnet` ("192.168.1.7" in "192.168.1.0/24"). */
 export function containsAddress(subnet: string, ip: string): boolean {
-  const range = podCidr(subnet);
-  // The address as a one-address CIDR: validated and parsed once per address, like the subnets (podCidr's cache).
-  const address = podCidr(`${ip}/${ip.includes(":") ? 128 : 32}`);
+  const range = parseCidr(subnet);
+  // The address as a one-address CIDR: validated and parsed once per address, like the subnets (parseCidr remembers).
+  const address = parseCidr(`${ip}/${ip.includes(":") ? 128 : 32}`);
   return range !== undefined && address !== undefined && range.family === address.family && range.first <= address.first && address.first <= range.last;
 }

@@ -4,8 +4,8 @@
 // route to its pod CIDR via its VTEP address. Dual-stack nodes use the same device and MAC for both families
 // (IPv6 inside an IPv4 tunnel, or the other way round): one FDB entry per node, a neighbour and route per CIDR.
 import { randomBytes } from "node:crypto";
+import { familyOfValidIp, networkAddress, parseCidrs } from "../../native/addresses";
 import type { BackendType, PeerNode } from "../model";
-import { familyOfValidIp, podCidrsOf } from "../pod-cidr";
 import type { Backend, LocalNode, PeerObjects } from "../reconcile/backend";
 import type { VtepSpec } from "../reconcile/state";
 import { DEFAULT_VNI, DEFAULT_VXLAN_PORT } from "../network-config";
@@ -74,7 +74,7 @@ export class VxlanBackend implements Backend {
   }
 
   localDevice(local: LocalNode): VtepSpec {
-    const addresses = podCidrsOf(local.node).map((cidr) => `${cidr.address}/${cidr.family === 4 ? 32 : 128}`);
+    const addresses = parseCidrs(local.node.podCidrs).map((cidr) => `${networkAddress(cidr)}/${cidr.family === 4 ? 32 : 128}`);
     return {
       name: this.device,
       vni: this.vni,
@@ -99,17 +99,17 @@ export class VxlanBackend implements Backend {
       objects.skipped = `public IP ${peer.publicIp} is not IPv${localFamily}, like this node's tunnel source ${local.node.publicIp}`;
       return objects;
     }
-    const localFamilies = podCidrsOf(local.node).map((cidr) => cidr.family);
+    const localFamilies = parseCidrs(local.node.podCidrs).map((cidr) => cidr.family);
     const unreachable: string[] = [];
-    for (const cidr of podCidrsOf(peer)) {
+    for (const cidr of parseCidrs(peer.podCidrs)) {
       if (!localFamilies.includes(cidr.family)) {
-        unreachable.push(cidr.cidr);
+        unreachable.push(cidr.network);
         continue;
       }
-      const vtepAddress = cidr.address;
+      const vtepAddress = networkAddress(cidr);
       // The order of the three objects matters, and apply keeps it across all nodes: see OP_ORDER.
       objects.neighbours.push({ node: peer.name, device: this.device, ip: vtepAddress, mac });
-      objects.routes.push({ node: peer.name, dst: cidr.cidr, family: cidr.family, gateway: vtepAddress, device: this.device, onlink: true });
+      objects.routes.push({ node: peer.name, dst: cidr.network, family: cidr.family, gateway: vtepAddress, device: this.device, onlink: true });
     }
     if (objects.routes.length > 0) objects.fdb.push({ node: peer.name, device: this.device, mac, dst: peer.publicIp });
     if (unreachable.length > 0) objects.skipped = `pod CIDR ${unreachable.join(",")}: this node has no pod CIDR of that family`;

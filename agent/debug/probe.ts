@@ -3,7 +3,7 @@
 // per node: the last RTT, and loss over the last `window` rounds; shown in /debug/state and /metrics.
 import { IcmpSocket } from "../../native/icmp";
 import { withNetns } from "../../native/netns";
-import { ipFamily } from "../../native/netlink/ip";
+import { ipFamily } from "../../native/addresses";
 import type { Logger } from "../log";
 
 export interface ProbeTarget {

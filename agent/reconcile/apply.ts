@@ -7,7 +7,7 @@ import {
   addAddress, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour, deleteRoute, getLink, NetlinkError,
   replaceFdb, replaceNeighbour, replaceRoute, RT_TABLE_MAIN, setLink, type NetlinkSocket,
 } from "../../native/netlink";
-import { WEFT_ROUTE_PROTOCOL } from "../../cni/marks";
+import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import { describeOp, sortOps, type Op } from "./state";
 
 export class ApplyError extends Error {

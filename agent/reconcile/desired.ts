@@ -4,8 +4,7 @@
 // sorts first wins, so that every agent of the cluster resolves it the same way.
 import type { PeerNode } from "../model";
 import { DEFAULT_BRIDGE } from "../../cni/config";
-import { podCidr, podCidrsOf, type PodCidr } from "../pod-cidr";
-import { DisjointRanges } from "../ranges";
+import { DisjointRanges, parseCidr, parseCidrs, type Cidr } from "../../native/addresses";
 import type { Backend, LocalNode, PeerObjects } from "./backend";
 import type { DesiredState } from "./state";
 
@@ -64,12 +63,12 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
 
   const localName = local.node.name;
   const sorted = isSortedByName(peers) ? peers : [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const localRanges = podCidrsOf(local.node);
+  const localRanges = parseCidrs(local.node.podCidrs);
   const everyRange = [...localRanges];
   for (const peer of sorted) {
     if (peer.name === localName) continue;
     for (const text of peer.podCidrs) {
-      const range = podCidr(text);
+      const range = parseCidr(text);
       if (range) everyRange.push(range);
     }
   }
@@ -80,7 +79,7 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
 
   for (const peer of sorted) {
     if (peer.name === localName) continue;
-    const ranges = podCidrsOf(peer);
+    const ranges = parseCidrs(peer.podCidrs);
     const objects = objectsOf(peer);
     const reason = conflictOf(peer, objects, publicIps, ranges, taken, macs);
     if (reason !== undefined) {
@@ -102,13 +101,13 @@ export function desiredState(backend: Backend, local: LocalNode, peers: readonly
 
 /** Why `peer` conflicts with a node already accepted (the local node, or one whose name sorts first). */
 function conflictOf(
-  peer: PeerNode, objects: PeerObjects, publicIps: Map<string, string>, ranges: readonly PodCidr[], taken: DisjointRanges,
+  peer: PeerNode, objects: PeerObjects, publicIps: Map<string, string>, ranges: readonly Cidr[], taken: DisjointRanges,
   macs: Map<string, string>,
 ): string | undefined {
   const ipOwner = publicIps.get(peer.publicIp);
   if (ipOwner !== undefined) return `public IP ${peer.publicIp} is also node ${ipOwner}'s`;
   const overlap = taken.firstOverlap(ranges);
-  if (overlap) return `pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.cidr}`;
+  if (overlap) return `pod CIDR ${peer.podCidrs.join(",")} overlaps node ${overlap.owner}'s ${overlap.network}`;
   for (const entry of objects.fdb) {
     const macOwner = macs.get(entry.mac);
     if (macOwner !== undefined) return `VTEP MAC ${peer.vtepMac} is also node ${macOwner}'s`;

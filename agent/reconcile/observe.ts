@@ -2,7 +2,7 @@
 import {
   listAddresses, listFdb, listLinks, listNeighbours, listRoutes, NUD_PERMANENT, RT_SCOPE_LINK, type NetlinkSocket,
 } from "../../native/netlink";
-import { WEFT_ROUTE_PROTOCOL } from "../../cni/marks";
+import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import { VTEP_PREFIX } from "../backends/vxlan";
 import { DEFAULT_BRIDGE } from "./desired";
 import type { ObservedLink, ObservedState } from "./state";

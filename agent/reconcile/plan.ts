@@ -4,7 +4,7 @@
 // an FDB entry whose MAC changed, stale `weft.*` links. At start-up the same plan, with everything the previous
 // run left observed, is the garbage collection of stale state.
 import { RTN_UNICAST } from "../../native/netlink";
-import { WEFT_ROUTE_PROTOCOL } from "../../cni/marks";
+import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import {
   sortOps, type DesiredState, type ObservedLink, type ObservedState, type Op, type VtepSpec,
 } from "./state";

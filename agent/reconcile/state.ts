@@ -5,7 +5,8 @@
 // Ownership marks (ARCHITECTURE.md): links named `weft.*` are ours; so is every permanent neighbour and FDB entry
 // on them; routes are ours when they carry WEFT_ROUTE_PROTOCOL. Nothing else is ever changed or deleted, except
 // the MTU of the CNI bridge, which weft's plugin creates.
-import type { FdbEntry, IpFamily, Link, Neighbour, RouteEntry } from "../../native/netlink";
+import type { IpFamily } from "../../native/addresses";
+import type { FdbEntry, Link, Neighbour, RouteEntry } from "../../native/netlink";
 
 /** The local VXLAN device, flannel's flannel.1 under weft's name. */
 export interface VtepSpec {

@@ -1,7 +1,7 @@
 // The underlay: the interface that holds this node's public IP. Its index and MTU configure the VTEP; its
 // subnets are what host-gw can reach without a router.
 import { listAddresses, listLinks, RT_SCOPE_LINK, type NetlinkSocket } from "../../native/netlink";
-import { parseCidr } from "../../cni/spec/addresses";
+import { parseCidr } from "../../native/addresses";
 import type { Underlay } from "./backend";
 
 export class UnderlayError extends Error {

@@ -13,8 +13,7 @@
 // weft adds "WeftNodeName", the Kubernetes-style node name (flannel ignores unknown fields): flannel's leases have
 // no name, so a lease without one is named after its IPv4 subnet key ("10.244.3.0-24").
 
-import { IPv4CidrRange, IPv4Prefix, IPv6CidrRange, IPv6Prefix, type IPv4, type IPv6 } from "ip-num";
-import { parseCidr, type Cidr } from "../../cni/spec/addresses";
+import { formatIpValue, parseCidr, type Cidr } from "../../native/addresses";
 import type { LocalAnnouncement, NetworkConfig } from "../model";
 import type { NodeRecord, NodeRejection } from "./validate";
 import { displayName, quote } from "./validate";
@@ -145,7 +144,7 @@ export function isSubnetCompatible(podCidrs: readonly string[], config: NetworkC
     if (network === undefined) return cidr === undefined;
     if (cidr === undefined) return false;
     const outer = parseCidr(network)!;
-    return cidr.prefixLength === length && cidr.range.getFirst().getValue() > outer.range.getFirst().getValue() && cidr.range.getLast().getValue() <= outer.range.getLast().getValue();
+    return cidr.prefixLength === length && cidr.first > outer.first && cidr.last <= outer.last;
   };
   return fits(cidrs.find((c) => c!.family === 4), config.network, config.subnetLen)
     && fits(cidrs.find((c) => c!.family === 6), config.ipv6Network, config.ipv6SubnetLen);
@@ -162,7 +161,7 @@ export function rangesOf(podCidrs: readonly string[]): { 4: TakenRange[]; 6: Tak
   const ranges: { 4: TakenRange[]; 6: TakenRange[] } = { 4: [], 6: [] };
   for (const text of podCidrs) {
     const cidr = parseCidr(text);
-    if (cidr) ranges[cidr.family].push({ first: cidr.range.getFirst().getValue(), last: cidr.range.getLast().getValue() });
+    if (cidr) ranges[cidr.family].push({ first: cidr.first, last: cidr.last });
   }
   return ranges;
 }
@@ -174,26 +173,21 @@ export function rangesOf(podCidrs: readonly string[]): { 4: TakenRange[]; 6: Tak
 export function pickFreeSubnet(network: string, subnetLen: number, taken: readonly TakenRange[], random: () => number = Math.random): string | undefined {
   const outer = parseCidr(network);
   if (!outer) throw new TypeError(`${network} is not a CIDR`);
-  let candidate: IPv4CidrRange | IPv6CidrRange | undefined = outer.family === 4
-    ? new IPv4CidrRange(outer.range.getFirst() as IPv4, new IPv4Prefix(BigInt(subnetLen)))
-    : new IPv6CidrRange(outer.range.getFirst() as IPv6, new IPv6Prefix(BigInt(subnetLen)));
-  const end = outer.range.getLast().getValue();
+  // Each candidate is a subnet of length subnetLen, aligned: the first is the network's second (SubnetMin).
+  const size = 1n << BigInt((outer.family === 4 ? 32 : 128) - subnetLen);
   // Candidates only grow, so one sweep over the taken ranges sorted by start suffices: a candidate [first, last]
   // overlaps a taken range iff the largest end among the ranges starting at or before `last` reaches `first`.
   const sorted = [...taken].sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
   let next = 0;
   let reach = -1n;
   const free: string[] = [];
-  candidate = candidate.nextRange();
-  while (candidate && candidate.getLast().getValue() <= end && free.length < CANDIDATES) {
-    const first = candidate.getFirst().getValue();
-    const last = candidate.getLast().getValue();
+  for (let first = outer.first + size; first + size - 1n <= outer.last && free.length < CANDIDATES; first += size) {
+    const last = first + size - 1n;
     while (next < sorted.length && sorted[next]!.first <= last) {
       if (sorted[next]!.last > reach) reach = sorted[next]!.last;
       next++;
     }
-    if (reach < first) free.push(parseCidr(candidate.toCidrString())!.network);
-    candidate = candidate.nextRange();
+    if (reach < first) free.push(`${formatIpValue(outer.family, first)}/${subnetLen}`);
   }
   return free.length === 0 ? undefined : free[Math.floor(random() * free.length)];
 }

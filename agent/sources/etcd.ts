@@ -19,7 +19,7 @@
 // reported (keeper.status(), so `status` and /readyz). Repairs are logged, counted and bounded (./repair-guard.ts).
 
 import { Etcd3, type IKeyValue, type IOptions, type Lease, type Watcher } from "etcd3";
-import { parseCidr } from "../../cni/spec/addresses";
+import { parseCidr } from "../../native/addresses";
 import { log as rootLog, type Logger } from "../log";
 import type { LocalAnnouncement, LocalHints, LocalRecordKeeper, LocalRecordStatus, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
 import { NetworkConfigError, parseNetworkConfig } from "../network-config";

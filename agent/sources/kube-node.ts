@@ -18,7 +18,7 @@ import type { LocalAnnouncement } from "../model";
 import { parseMac, parsePublicIp, quote, type NodeRecord, type NodeRejection } from "./validate";
 
 export const DEFAULT_ANNOTATION_PREFIX = "weft.dev";
-export const FLANNEL_ANNOTATION_PREFIX = "flannel.alpha.coreos.com";
+const FLANNEL_ANNOTATION_PREFIX = "flannel.alpha.coreos.com";
 
 export const FLANNEL_ANNOTATIONS = {
   backendType: `${FLANNEL_ANNOTATION_PREFIX}/backend-type`,

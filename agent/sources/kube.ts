@@ -314,7 +314,7 @@ function statusCode(error: unknown): number | undefined {
 }
 
 /** "Kubernetes API: HTTP 403: nodes is forbidden: …", "fetch failed: connect ECONNREFUSED …", … */
-export function describeKubeError(error: unknown): string {
+function describeKubeError(error: unknown): string {
   const code = statusCode(error);
   if (code !== undefined) {
     const body = (error as { body?: unknown }).body;

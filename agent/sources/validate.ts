@@ -15,12 +15,10 @@
 // whose pod CIDR overlaps one of an accepted node, whose name repeats an accepted node's, or whose VTEP MAC an
 // accepted node already uses (FDB entries are keyed by MAC) is rejected; the lexically smaller name wins.
 
-import { IPv4 } from "ip-num";
-import { formatAddress, parseAddress } from "../../cni/ipam/address";
+import {
+  DisjointRanges, familyOf, formatAddress, ipv4Value, parseAddress, parseCidr, type AddressRange, type Cidr,
+} from "../../native/addresses";
 import type { NetworkConfig, NodeSnapshot, PeerNode } from "../model";
-import { ipv4Value } from "../../native/netlink/ip";
-import { podCidr, type PodCidr } from "../pod-cidr";
-import { DisjointRanges, type AddressRange } from "../ranges";
 
 /** A node as a source read it, before validation. Absent fields are undefined. */
 export interface NodeRecord {
@@ -38,8 +36,8 @@ export interface NodeRejection {
 
 /** The cluster networks the pod CIDRs must lie in, parsed once. */
 export interface ClusterNetworks {
-  4?: PodCidr;
-  6?: PodCidr;
+  4?: Cidr;
+  6?: Cidr;
 }
 
 /** The result of checking one node on its own; `ranges` feed the cross-node overlap check. */
@@ -54,12 +52,12 @@ const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 
 // As [first, last] values: comparing bigints is much cheaper than ip-num's containment checks. Built on first
 // use: parsing the IPv6 ones with ip-num at load time cost ~10 ms of every start.
-let notUnicast: { 4: PodCidr[]; 6: PodCidr[] } | undefined;
+let notUnicast: { 4: Cidr[]; 6: Cidr[] } | undefined;
 /** Whether the address of this family and value is unspecified, loopback, multicast, broadcast or link-local. */
 function isNotUnicast(family: 4 | 6, value: bigint): boolean {
   notUnicast ??= {
-    4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => podCidr(c)!),
-    6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => podCidr(c)!),
+    4: ["0.0.0.0/32", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"].map((c) => parseCidr(c)!),
+    6: ["::/128", "::1/128", "ff00::/8", "fe80::/10"].map((c) => parseCidr(c)!),
   };
   return notUnicast[family].some((r) => r.first <= value && value <= r.last);
 }
@@ -68,7 +66,7 @@ export function parseClusterNetworks(config: NetworkConfig): ClusterNetworks {
   const networks: ClusterNetworks = {};
   for (const text of [config.network, config.ipv6Network]) {
     if (text === undefined) continue;
-    const cidr = podCidr(text);
+    const cidr = parseCidr(text);
     if (!cidr) throw new TypeError(`Invalid network config: ${JSON.stringify(text)} is not a CIDR`);
     networks[cidr.family] = cidr;
   }
@@ -89,7 +87,7 @@ export function parsePublicIp(text: unknown): string | undefined {
   }
   const address = parseAddress(text);
   if (!address) return undefined;
-  return isNotUnicast(address instanceof IPv4 ? 4 : 6, address.getValue()) ? undefined : formatAddress(address);
+  return isNotUnicast(familyOf(address), address.getValue()) ? undefined : formatAddress(address);
 }
 
 /** "AA-BB-CC-DD-EE-FF" → "aa:bb:cc:dd:ee:ff"; undefined unless a unicast, non-zero 48-bit MAC. */
@@ -127,7 +125,7 @@ export function checkNode(record: NodeRecord, networks: ClusterNetworks): NodeCh
   const publicIp = parsePublicIp(record.publicIp);
   if (!publicIp) return reject(`public IP ${quote(record.publicIp)} is not a unicast IP address`);
 
-  const node: PeerNode = { name: record.name, podCidrs: cidrs.map((c) => c.cidr), publicIp };
+  const node: PeerNode = { name: record.name, podCidrs: cidrs.map((c) => c.network), publicIp };
   if (record.vtepMac !== undefined && record.vtepMac !== "") {
     const mac = parseMac(record.vtepMac);
     if (!mac) return reject(`VTEP MAC ${quote(record.vtepMac)} is not a unicast MAC address`);
@@ -143,15 +141,15 @@ function checkPodCidrs(podCidrs: readonly string[], networks: ClusterNetworks): 
   const ranges: AddressRange[] = [];
   const ignored: string[] = [];
   for (const text of podCidrs) {
-    const range = typeof text === "string" ? podCidr(text) : undefined;
+    const range = typeof text === "string" ? parseCidr(text) : undefined;
     if (!range) return `pod CIDR ${quote(text)} is not a CIDR`;
     if (ranges.some((r) => r.family === range.family)) return `two IPv${range.family} pod CIDRs: ${podCidrs.join(", ")}`;
     const network = networks[range.family];
     if (!network) {
-      ignored.push(range.cidr);
+      ignored.push(range.network);
       continue;
     }
-    if (range.first < network.first || range.last > network.last) return `pod CIDR ${range.cidr} is outside the cluster network ${network.cidr}`;
+    if (range.first < network.first || range.last > network.last) return `pod CIDR ${range.network} is outside the cluster network ${network.network}`;
     ranges.push(range);
   }
   if (ranges.length === 0) {
@@ -221,5 +219,5 @@ function macConflict(node: PeerNode, macs: Map<string, string>): string | undefi
 }
 
 function overlapReason(found: ReturnType<DisjointRanges["firstOverlap"]>): string | undefined {
-  return found && `pod CIDR ${found.range.cidr} overlaps node ${found.owner}'s ${found.cidr}`;
+  return found && `pod CIDR ${found.range.network} overlaps node ${found.owner}'s ${found.network}`;
 }

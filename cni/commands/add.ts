@@ -16,6 +16,7 @@ import {
   type Link,
 } from "../../native/netlink";
 import { isErrno } from "../../native/errors";
+import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import { openCurrentNetns, withNetns } from "../../native/netns";
 import { writeSysctl } from "../../native/sysctl";
 import { ensureBridge, findBridge, removeBridgeIfUnused, withBridgeLock } from "../bridge";
@@ -23,7 +24,6 @@ import { parseNetConf } from "../config";
 import { requestedIpsFromArgs, type CniEnv } from "../env";
 import { hostVethAlias, hostVethName, isLeftoverOf } from "../host-veth";
 import { allocate, release, type Allocation } from "../ipam";
-import { WEFT_ROUTE_PROTOCOL } from "../marks";
 import { ipamCall, resolve, type Network } from "../network";
 import { openPodNetns } from "../pod-netns";
 import { podRoutes, type PodRoute } from "../pod-interface";

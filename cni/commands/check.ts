@@ -1,5 +1,6 @@
 // CHECK: is the attachment still what ADD reported? Compares the kernel and the IPAM store with prevResult and
 // names the first thing that differs.
+import { cidrInside, parseCidr } from "../../native/addresses";
 import { getLink, getLinkByIndex, listAddresses, listRoutes, NetlinkSocket, type Link } from "../../native/netlink";
 import { withNetns } from "../../native/netns";
 import { parseNetConf } from "../config";
@@ -7,7 +8,6 @@ import type { CniEnv } from "../env";
 import { hostVethName } from "../host-veth";
 import { listReservations } from "../ipam";
 import { ipamCall, openStore } from "../network";
-import { cidrInside, parseCidr } from "../spec/addresses";
 import { CniError, ErrorCode } from "../spec/errors";
 import type { CniResult } from "../spec/result";
 import { checkCommandAllowed } from "../spec/version";

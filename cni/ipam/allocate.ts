@@ -5,8 +5,7 @@
 // Unlike host-local, which fails an ADD for an owner that already holds an address ("duplicate allocation is
 // not allowed"), the address already held by the same container id and ifname is returned again: an ADD
 // retried after a timeout gets the same answer instead of an error.
-import type { Address } from "./address";
-import { formatAddress, parseAddress } from "./address";
+import { formatAddress, parseAddress, type IpAddress } from "../../native/addresses";
 import { type RangeSet, formatRangeSet } from "./config";
 import { IpamError } from "./errors";
 import { findRange, unallocatable } from "./range";
@@ -37,8 +36,8 @@ function unavailable(message: string): IpamError {
 }
 
 /** Assigns each requested address to the range set that contains it. */
-function assignRequested(request: AllocateRequest): Map<number, Address> {
-  const wanted = new Map<number, Address>();
+function assignRequested(request: AllocateRequest): Map<number, IpAddress> {
+  const wanted = new Map<number, IpAddress>();
   for (const text of request.requestedIPs ?? []) {
     const address = parseAddress(text);
     if (!address) throw unavailable(`Cannot allocate IP ${JSON.stringify(text)}: not an IP address`);
@@ -63,10 +62,10 @@ function assignRequested(request: AllocateRequest): Map<number, Address> {
  * Every allocatable address of `set` once, starting after `last` when it lies in the set (else at the first
  * range's start), moving on to the next range at each range's end and wrapping from the last range to the first.
  */
-export function* candidates(set: RangeSet, last: Address | undefined): Generator<{ address: Address; rangeIndex: number }> {
+export function* candidates(set: RangeSet, last: IpAddress | undefined): Generator<{ address: IpAddress; rangeIndex: number }> {
   const skip = set.map(unallocatable);
   let index = 0;
-  let cursor: Address = (set[0] as RangeSet[number]).start;
+  let cursor: IpAddress = (set[0] as RangeSet[number]).start;
   const advance = (): void => {
     const range = set[index] as RangeSet[number];
     if (cursor.isEquals(range.end)) {
@@ -102,11 +101,11 @@ export function allocate(store: Store, request: AllocateRequest): Allocation[] {
       .listReservations()
       .filter((reservation) => isSameOwner(reservation, owner))
       .map((reservation) => parseAddress(reservation.ip))
-      .filter((address): address is Address => address !== undefined);
+      .filter((address): address is IpAddress => address !== undefined);
     const reservedNow: string[] = [];
 
     const allocateFrom = (set: RangeSet, setIndex: number): Allocation => {
-      const result = (address: Address, rangeIndex: number): Allocation => {
+      const result = (address: IpAddress, rangeIndex: number): Allocation => {
         const range = set[rangeIndex] as RangeSet[number];
         return {
           address: `${formatAddress(address)}/${range.subnet.getPrefix().getValue()}`,

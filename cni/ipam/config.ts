@@ -5,26 +5,27 @@
 // address (the allocator skips the gateway); rangeEnd = the last address before the broadcast (IPv4) or the
 // last address of the subnet (IPv6). A range set is a list of ranges of one family that the allocator walks
 // round-robin; each range set yields one address per ADD (dual-stack = one IPv4 set and one IPv6 set).
-import { IPv4CidrRange, IPv6CidrRange, Validator } from "ip-num";
-import { type Address, type Family, familyOf, formatAddress, parseAddress } from "./address";
+import {
+  familyOf, formatAddress, parseAddress, parseCidrRange, type CidrRange, type IpAddress, type IpFamily,
+} from "../../native/addresses";
 import { IpamError } from "./errors";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 
 export interface AddressRange {
-  family: Family;
-  subnet: IPv4CidrRange | IPv6CidrRange;
+  family: IpFamily;
+  subnet: CidrRange;
   /**
    * The subnet's first and last addresses (network and, for IPv4, broadcast), derived once here: ip-num derives
    * them anew, through strings and validation, on every getFirst()/getLast().
    */
-  subnetFirst: Address;
-  subnetLast: Address;
+  subnetFirst: IpAddress;
+  subnetLast: IpAddress;
   /** First address handed out, inclusive. */
-  start: Address;
+  start: IpAddress;
   /** Last address handed out, inclusive. */
-  end: Address;
-  gateway: Address;
+  end: IpAddress;
+  gateway: IpAddress;
 }
 
 export type RangeSet = readonly AddressRange[];
@@ -62,25 +63,10 @@ function optionalString(object: Json, key: string, field: string): string | unde
   return value;
 }
 
-/** A CIDR in either family, or undefined. IPv4-mapped IPv6 is refused: host-local would treat it as IPv4. */
-function parseCidr(text: string): IPv4CidrRange | IPv6CidrRange | undefined {
-  try {
-    // IPv4CidrRange.fromCidr validates the text itself (and no IPv4 CIDR contains ":"): validating it first
-    // would do that work twice.
-    if (!text.includes(":")) return IPv4CidrRange.fromCidr(text);
-    if (Validator.isValidIPv6CidrNotation(text)[0] && parseAddress(text.split("/")[0] ?? "")) {
-      return IPv6CidrRange.fromCidr(text);
-    }
-  } catch {
-    // ip-num throws on some inputs its validator lets through: treat them as not a CIDR
-  }
-  return undefined;
-}
-
-function parseSubnet(text: string, field: string): { subnet: IPv4CidrRange | IPv6CidrRange; family: Family; first: Address } {
-  const subnet = parseCidr(text);
-  if (!subnet) throw invalid(field, `${JSON.stringify(text)} is not a CIDR`);
-  const family = subnet instanceof IPv6CidrRange ? 6 : 4;
+function parseSubnet(text: string, field: string): { subnet: CidrRange; family: IpFamily; first: IpAddress } {
+  const parsed = parseCidrRange(text);
+  if (!parsed) throw invalid(field, `${JSON.stringify(text)} is not a CIDR`);
+  const { range: subnet, family } = parsed;
   const written = parseAddress(text.split("/")[0] ?? "");
   const first = subnet.getFirst();
   if (!written || !written.isEquals(first)) {
@@ -94,7 +80,7 @@ function parseSubnet(text: string, field: string): { subnet: IPv4CidrRange | IPv
   return { subnet, family, first };
 }
 
-function parseAddressIn(text: string, field: string, range: Pick<AddressRange, "subnet" | "family">): Address {
+function parseAddressIn(text: string, field: string, range: Pick<AddressRange, "subnet" | "family">): IpAddress {
   const address = parseAddress(text);
   if (!address) throw invalid(field, `${JSON.stringify(text)} is not an IP address`);
   if (familyOf(address) !== range.family || !range.subnet.contains(address)) {
@@ -151,7 +137,7 @@ export function formatRangeSet(set: RangeSet): string {
   return set.map(formatRange).join(", ");
 }
 
-export function formatRange(range: AddressRange): string {
+function formatRange(range: AddressRange): string {
   const defaultStart = range.start.isEquals(range.subnetFirst.nextIPNumber());
   const last = range.subnetLast;
   const defaultEnd = range.end.isEquals(range.family === 4 ? last.previousIPNumber() : last);
@@ -159,7 +145,7 @@ export function formatRange(range: AddressRange): string {
   return defaultStart && defaultEnd ? cidr : `${cidr} (${formatAddress(range.start)}-${formatAddress(range.end)})`;
 }
 
-export function formatCidr(subnet: IPv4CidrRange | IPv6CidrRange): string {
+function formatCidr(subnet: CidrRange): string {
   return `${formatAddress(subnet.getFirst())}/${subnet.getPrefix().getValue()}`;
 }
 
@@ -171,9 +157,9 @@ function parseRoutes(input: unknown): Route[] {
     if (!isObject(route)) throw invalid(field, "must be an object with a dst");
     const dst = optionalString(route, "dst", field);
     if (dst === undefined) throw invalid(`${field}.dst`, "is required");
-    const destination = parseCidr(dst);
+    const destination = parseCidrRange(dst);
     if (!destination) throw invalid(`${field}.dst`, `${JSON.stringify(dst)} is not a CIDR`);
-    const family: Family = destination instanceof IPv6CidrRange ? 6 : 4;
+    const { family } = destination;
     const gw = optionalString(route, "gw", field);
     if (gw === undefined) return { dst };
     const gateway = parseAddress(gw);

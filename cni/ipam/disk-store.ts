@@ -11,11 +11,11 @@
 import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import { LOCK_EX, LOCK_UN, flock } from "../../native/libc";
+import { ipFamily } from "../../native/addresses";
 import { DEFAULT_DATA_DIR } from "./config";
 import { IpamError } from "./errors";
 import type { Owner, Reservation, Store } from "./store";
 import { isSameOwner } from "./store";
-import { ipFamily } from "../../native/netlink/ip";
 
 const LOCK_FILE = "lock";
 const LAST_RESERVED_PREFIX = "last_reserved_ip.";
@@ -26,7 +26,7 @@ export interface DiskStoreOptions {
   dataDir?: string;
 }
 
-/** Whether a directory entry is a reservation: named by an address. node:net's check, the fastest at hand. */
+/** Whether a directory entry is a reservation: named by an address (node:net's rules, without loading node:net). */
 function isAddressName(name: string): boolean {
   return ipFamily(name) !== 0;
 }

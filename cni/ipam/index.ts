@@ -1,6 +1,5 @@
 // The IPAM layer: host-local compatible address management for the CNI commands.
 export { allocate, type AllocateRequest, type Allocation } from "./allocate";
-export { formatAddress, parseAddress, type Address } from "./address";
 export { DEFAULT_DATA_DIR, parseIpamConfig, type AddressRange, type IpamConfig, type RangeSet, type Route } from "./config";
 export { DiskStore, type DiskStoreOptions } from "./disk-store";
 export { IpamError, isIpamError, type IpamErrorCode } from "./errors";

@@ -1,5 +1,5 @@
 // Gives addresses back. Both functions succeed when there is nothing to release, so DEL and GC can be repeated.
-import { canonicalAddress } from "./address";
+import { canonicalAddress } from "../../native/addresses";
 import type { Owner, Store } from "./store";
 import { isSameOwner } from "./store";
 

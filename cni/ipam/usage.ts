@@ -1,7 +1,6 @@
 // How full each range set is: capacity and use, for STATUS ("can an ADD still get an address?") and metrics.
 // Counts, never walks the addresses, so a /64 costs as little as a /24.
-import { RangedSet } from "ip-num";
-import { parseAddress } from "./address";
+import { countAddresses, parseAddress } from "../../native/addresses";
 import { type RangeSet, formatRangeSet } from "./config";
 import { findRange, unallocatable } from "./range";
 import type { Store } from "./store";
@@ -26,7 +25,7 @@ export function measureUsage(store: Store, rangeSets: readonly RangeSet[]): Rang
     const skip = set.map(unallocatable);
     let capacity = 0n;
     set.forEach((range, index) => {
-      capacity += new RangedSet(range.start, range.end).getSize() - BigInt(skip[index]?.length ?? 0);
+      capacity += countAddresses(range.start, range.end) - BigInt(skip[index]?.length ?? 0);
     });
     let used = 0n;
     for (const address of addresses) {

@@ -9,7 +9,7 @@
 // Converting down drops what the older version does not have; the reference library keeps the route extras
 // in older versions, but an older runtime has no use for them and a strict one may reject them.
 
-import { ipFamily, parseCidr } from "./addresses";
+import { ipFamily, parseCidr } from "../../native/addresses";
 import { CniError, ErrorCode } from "./errors";
 import {
   invalidField,
@@ -231,7 +231,7 @@ export function parseDns(object: JsonObject, path: string): CniDns {
   const out: CniDns = {};
   const nameservers = readStringArray(object, "nameservers", `${path}.nameservers`);
   nameservers?.forEach((server, index) => {
-    if (ipFamily(server) === undefined) throw invalidField(`${path}.nameservers[${index}]`, "an IP address", server);
+    if (!ipFamily(server)) throw invalidField(`${path}.nameservers[${index}]`, "an IP address", server);
   });
   if (nameservers?.length) out.nameservers = [...nameservers];
   const domain = readString(object, "domain", `${path}.domain`);

@@ -1,10 +1,12 @@
 // Interface addresses: list, add (or replace), delete.
+import type { IpFamily } from "../addresses";
 import { align4, forEachAttribute, readIp } from "./attributes";
 import {
-  AF_INET, AF_INET6, IFA_ADDRESS, IFA_BROADCAST, IFA_F_NODAD, IFA_FLAGS, IFA_LOCAL, NLM_F_CREATE,
+  IFA_ADDRESS, IFA_BROADCAST, IFA_F_NODAD, IFA_FLAGS, IFA_LOCAL, NLM_F_CREATE,
   NLM_F_EXCL, NLM_F_REPLACE, RT_SCOPE_UNIVERSE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from "./constants";
-import { addressFamily, type IpFamily, parseCidr } from "./ip";
+import { keepMatching } from "./dump";
+import { addressFamily, familyOfAddressFamily, parseCidrParts } from "./ip";
 import { IFADDRMSG } from "./messages";
 import type { NetlinkSocket } from "./socket";
 
@@ -30,12 +32,7 @@ export interface ListAddressesOptions {
 export function listAddresses(sock: NetlinkSocket, options: ListAddressesOptions = {}): Address[] {
   const family = addressFamily(options.family);
   const m = sock.message(RTM_GETADDR).ifaddrmsg({ family, index: options.index ?? 0 });
-  const all = sock.dump(m, decodeAddress, "RTM_GETADDR dump");
-  // The kernel filters too (strict checking), but not every kernel: filter again.
-  if (options.index === undefined && options.family === undefined) return all;
-  return all.filter(
-    (a) => (options.index === undefined || a.index === options.index) && (options.family === undefined || a.family === options.family),
-  );
+  return keepMatching(sock.dump(m, decodeAddress, "RTM_GETADDR dump"), options);
 }
 
 export interface AddAddressOptions {
@@ -49,7 +46,7 @@ export interface AddAddressOptions {
 
 /** Adds `cidr` ("10.1.2.3/24", "fd00::1/64") to the link; IPv4 gets the broadcast address like `brd +`. */
 export function addAddress(sock: NetlinkSocket, index: number, cidr: string, options: AddAddressOptions = {}): void {
-  const { family, address, prefixLength } = parseCidr(cidr);
+  const { family, address, prefixLength } = parseCidrParts(cidr);
   const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : NLM_F_EXCL);
   const m = sock.message(RTM_NEWADDR, flags).ifaddrmsg({
     family: addressFamily(family),
@@ -70,7 +67,7 @@ export function addAddress(sock: NetlinkSocket, index: number, cidr: string, opt
 
 /** Removes `cidr` from the link (EADDRNOTAVAIL when it has no such address). */
 export function deleteAddress(sock: NetlinkSocket, index: number, cidr: string): void {
-  const { family, address, prefixLength } = parseCidr(cidr);
+  const { family, address, prefixLength } = parseCidrParts(cidr);
   const m = sock.message(RTM_DELADDR).ifaddrmsg({ family: addressFamily(family), prefixLength, index });
   m.ip(IFA_LOCAL, address, family).ip(IFA_ADDRESS, address, family);
   sock.request(m, `RTM_DELADDR ${cidr} ifindex ${index}`);
@@ -78,8 +75,8 @@ export function deleteAddress(sock: NetlinkSocket, index: number, cidr: string):
 
 export function decodeAddress(b: Buffer, offset: number, end: number, type: number): Address | undefined {
   if (type !== RTM_NEWADDR) return undefined;
-  const familyByte = b[offset + IFADDRMSG.family];
-  if (familyByte !== AF_INET && familyByte !== AF_INET6) return undefined;
+  const family = familyOfAddressFamily(b[offset + IFADDRMSG.family]);
+  if (family === undefined) return undefined;
   let local: string | undefined;
   let address: string | undefined;
   let flags = b[offset + IFADDRMSG.flags]!;
@@ -94,7 +91,7 @@ export function decodeAddress(b: Buffer, offset: number, end: number, type: numb
   const prefixLength = b[offset + IFADDRMSG.prefixLength]!;
   return {
     index: b.readUInt32LE(offset + IFADDRMSG.index),
-    family: familyByte === AF_INET ? 4 : 6,
+    family,
     address: own,
     prefixLength,
     scope: b[offset + IFADDRMSG.scope]!,

@@ -1,8 +1,9 @@
 // Netlink attributes (struct nlattr): a 4-byte header {u16 length, u16 type} and a payload padded to 4 bytes.
 // The writer appends to one growable buffer and patches nested lengths on close; the reader walks a byte range
 // in place and hands each attribute to a visitor, so decoding allocates only what the caller keeps.
+import { formatIp, ipFamily, type IpFamily, writeIp } from "../addresses";
 import { NetlinkInputError } from "./errors";
-import { formatIp, formatMac, ipFamily, type IpFamily, writeIp, writeMac } from "./ip";
+import { formatHex, formatMac, writeMac } from "./mac";
 
 export const NLA_HDRLEN = 4;
 export const NLA_F_NESTED = 0x8000;
@@ -134,8 +135,11 @@ export function readString(buffer: Buffer, offset: number, length: number): stri
   return buffer.toString("utf8", offset, end);
 }
 
+/** An IPv4 or IPv6 address by its length; any other length as hex bytes. */
 export function readIp(buffer: Buffer, offset: number, length: number): string {
-  return formatIp(buffer, offset, length);
+  if (length === 4) return formatIp(buffer, offset, 4);
+  if (length === 16) return formatIp(buffer, offset, 6);
+  return formatHex(buffer, offset, length);
 }
 
 export function readMac(buffer: Buffer, offset: number, length: number): string {

@@ -5,6 +5,7 @@ import {
   AF_BRIDGE, NDA_DST, NDA_LLADDR, NDA_MASTER, NDA_VNI, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT,
   RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH,
 } from "./constants";
+import { keepMatching } from "./dump";
 import { parseIpFamily } from "./ip";
 import { NDMSG } from "./messages";
 import type { NetlinkSocket } from "./socket";
@@ -26,8 +27,7 @@ export interface FdbEntry {
 /** Every FDB entry, or those of one device. Includes the multicast and own-address entries devices carry. */
 export function listFdb(sock: NetlinkSocket, options: { index?: number } = {}): FdbEntry[] {
   const m = sock.message(RTM_GETNEIGH).ndmsg({ family: AF_BRIDGE, index: options.index ?? 0 });
-  const all = sock.dump(m, decodeFdbEntry, "RTM_GETNEIGH fdb dump");
-  return options.index === undefined ? all : all.filter((e) => e.index === options.index);
+  return keepMatching(sock.dump(m, decodeFdbEntry, "RTM_GETNEIGH fdb dump"), options);
 }
 
 export interface FdbTarget {

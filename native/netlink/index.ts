@@ -17,7 +17,6 @@ export {
 } from "./neighbours";
 export { deleteFdb, listFdb, replaceFdb, type FdbEntry, type FdbTarget } from "./fdb";
 export { MessageWriter } from "./messages";
-export { type IpFamily, parseCidr, type Cidr } from "./ip";
 export {
   AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, IFF_LOWER_UP, IFF_UP, NTF_EXT_LEARNED, NTF_MASTER, NTF_ROUTER, NTF_SELF,
   NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NOARP, NUD_NONE, NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE,

@@ -1,4 +1,5 @@
 // Links: list and look up, create veth pairs, bridges and VXLAN devices, change and delete them.
+import { ipFamily } from "../addresses";
 import { align4, forEachAttribute, NLA_F_NESTED, readIp, readMac, readString } from "./attributes";
 import {
   AF_BRIDGE, IFF_UP, IFLA_ADDRESS, IFLA_BRPORT_MODE, IFLA_IFALIAS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
@@ -8,7 +9,6 @@ import {
   RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK, VETH_INFO_PEER,
 } from "./constants";
 import { NetlinkError } from "./errors";
-import { ipFamily } from "./ip";
 import { IFINFOMSG, type MessageWriter } from "./messages";
 import type { NetlinkSocket } from "./socket";
 

@@ -1,10 +1,12 @@
 // Neighbours (ARP and NDP entries): list, replace (`ip neigh replace … nud permanent`), delete.
+import type { IpFamily } from "../addresses";
 import { align4, forEachAttribute, readIp, readMac } from "./attributes";
 import {
-  AF_INET, AF_INET6, NDA_DST, NDA_IFINDEX, NDA_LLADDR, NLM_F_CREATE, NLM_F_REPLACE, NUD_PERMANENT, RTM_DELNEIGH,
+  NDA_DST, NDA_IFINDEX, NDA_LLADDR, NLM_F_CREATE, NLM_F_REPLACE, NUD_PERMANENT, RTM_DELNEIGH,
   RTM_GETNEIGH, RTM_NEWNEIGH,
 } from "./constants";
-import { addressFamily, type IpFamily, parseIpFamily } from "./ip";
+import { keepMatching } from "./dump";
+import { addressFamily, familyOfAddressFamily, parseIpFamily } from "./ip";
 import { NDMSG } from "./messages";
 import type { NetlinkSocket } from "./socket";
 
@@ -28,11 +30,7 @@ export interface ListNeighboursOptions {
 export function listNeighbours(sock: NetlinkSocket, options: ListNeighboursOptions = {}): Neighbour[] {
   const m = sock.message(RTM_GETNEIGH).ndmsg({ family: addressFamily(options.family) });
   if (options.index !== undefined) m.u32(NDA_IFINDEX, options.index);
-  const all = sock.dump(m, decodeNeighbour, "RTM_GETNEIGH dump");
-  if (options.index === undefined && options.family === undefined) return all;
-  return all.filter(
-    (n) => (options.index === undefined || n.index === options.index) && (options.family === undefined || n.family === options.family),
-  );
+  return keepMatching(sock.dump(m, decodeNeighbour, "RTM_GETNEIGH dump"), options);
 }
 
 export interface NeighbourEntry {
@@ -65,11 +63,11 @@ export function deleteNeighbour(sock: NetlinkSocket, entry: { index: number; ip:
 
 export function decodeNeighbour(b: Buffer, offset: number, end: number, type: number): Neighbour | undefined {
   if (type !== RTM_NEWNEIGH) return undefined;
-  const familyByte = b[offset + NDMSG.family];
-  if (familyByte !== AF_INET && familyByte !== AF_INET6) return undefined;
+  const family = familyOfAddressFamily(b[offset + NDMSG.family]);
+  if (family === undefined) return undefined;
   const neighbour: Neighbour = {
     index: b.readInt32LE(offset + NDMSG.index),
-    family: familyByte === AF_INET ? 4 : 6,
+    family,
     ip: "",
     state: b.readUInt16LE(offset + NDMSG.state),
     flags: b[offset + NDMSG.flags]!,

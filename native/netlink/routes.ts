@@ -1,15 +1,17 @@
 // Routes: list, add, replace, delete. Defaults mirror `ip route`: table main, protocol boot, type unicast,
 // scope universe with a gateway and link without one. weft passes its own protocol number so that it only ever
 // touches its own routes (deleteRoute with a protocol deletes only a route of that protocol).
+import { ipFamily, type IpFamily } from "../addresses";
 import { align4, forEachAttribute, readIp } from "./attributes";
 import {
-  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_SCOPE_HOST, RT_SCOPE_LINK,
+  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_SCOPE_HOST, RT_SCOPE_LINK,
   RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC, RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_OIF,
   RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RTN_LOCAL, RTN_UNICAST,
   RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
 } from "./constants";
+import { keepMatching } from "./dump";
 import { NetlinkInputError } from "./errors";
-import { addressFamily, ipFamily, type IpFamily, parseCidr } from "./ip";
+import { addressFamily, familyOfAddressFamily, parseCidrParts } from "./ip";
 import { RTMSG } from "./messages";
 import type { NetlinkSocket } from "./socket";
 
@@ -65,14 +67,9 @@ export function listRoutes(sock: NetlinkSocket, options: ListRoutesOptions = {})
     protocol,
   });
   if (table >= 256) m.u32(RTA_TABLE, table);
-  const all = sock.dump(m, decodeRoute, "RTM_GETROUTE dump");
   // Kernels with strict checking filter by table and protocol already; older ones do not.
-  return all.filter(
-    (r) =>
-      (table === RT_TABLE_UNSPEC || r.table === table) &&
-      (protocol === 0 || r.protocol === protocol) &&
-      (options.family === undefined || r.family === options.family) &&
-      (options.index === undefined || r.index === options.index),
+  return keepMatching(sock.dump(m, decodeRoute, "RTM_GETROUTE dump"), options).filter(
+    (r) => (table === RT_TABLE_UNSPEC || r.table === table) && (protocol === 0 || r.protocol === protocol),
   );
 }
 
@@ -97,7 +94,7 @@ export function deleteRoute(sock: NetlinkSocket, route: Route): void {
 function modifyRoute(sock: NetlinkSocket, type: number, flags: number, route: Route): void {
   const deleting = type === RTM_DELROUTE;
   const family = routeFamily(route);
-  const dst = route.dst === "default" ? undefined : parseCidr(route.dst);
+  const dst = route.dst === "default" ? undefined : parseCidrParts(route.dst);
   if (dst && dst.family !== family) {
     throw new NetlinkInputError(`Cannot use route ${route.dst}: not an IPv${family} destination`, route.dst);
   }
@@ -142,12 +139,12 @@ function routeFamily(route: Route): IpFamily {
 
 export function decodeRoute(b: Buffer, offset: number, end: number, type: number): RouteEntry | undefined {
   if (type !== RTM_NEWROUTE) return undefined;
-  const familyByte = b[offset + RTMSG.family];
-  if (familyByte !== AF_INET && familyByte !== AF_INET6) return undefined;
+  const family = familyOfAddressFamily(b[offset + RTMSG.family]);
+  if (family === undefined) return undefined;
   const dstLength = b[offset + RTMSG.dstLength]!;
   const route: RouteEntry = {
     dst: "default",
-    family: familyByte === AF_INET ? 4 : 6,
+    family,
     table: b[offset + RTMSG.table]!,
     protocol: b[offset + RTMSG.protocol]!,
     scope: b[offset + RTMSG.scope]!,

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { formatAddress, parseAddress } from "../../cni/ipam/address";
+import { formatAddress, parseAddress } from "../../native/addresses";
 import { allocate, candidates, type AllocateRequest } from "../../cni/ipam/allocate";
 import { parseIpamConfig, type RangeSet } from "../../cni/ipam/config";
 import { DiskStore } from "../../cni/ipam/disk-store";

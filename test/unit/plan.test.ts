@@ -6,7 +6,7 @@ import type { PeerNode } from "../../agent/model";
 import {
   describeOp, desiredState, PeerObjectsCache, plan, planChanges, sortOps, OP_ORDER, type DesiredState, type LocalNode, type ObservedState, type Op,
 } from "../../agent/reconcile";
-import { WEFT_ROUTE_PROTOCOL } from "../../cni/marks";
+import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import { NUD_PERMANENT, NTF_SELF, RTPROT_KERNEL, RTPROT_STATIC, RT_TABLE_MAIN, RTN_UNICAST } from "../../native/netlink";
 
 const MAC_A = "02:aa:00:00:00:01";

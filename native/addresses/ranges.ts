@@ -1,14 +1,11 @@
 // Disjoint address ranges with an owner each, for the "does this pod CIDR overlap another node's?" checks that
 // run over the whole node list: bigint bounds (ip-num's containment checks are far slower) kept sorted, so a
 // check is a binary search, and a list of n nodes costs O(n log n) instead of O(n²).
-import type { IpFamily } from "../cni/spec/addresses";
+import type { Cidr } from "./cidr";
+import type { IpFamily } from "./syntax";
 
-export interface AddressRange {
-  family: IpFamily;
-  cidr: string;
-  first: bigint;
-  last: bigint;
-}
+/** What the checks read of a CIDR: a parsed Cidr is one. */
+export type AddressRange = Pick<Cidr, "family" | "network" | "first" | "last">;
 
 /**
  * Whether no two of `ranges` overlap. One sort, O(n log n). Sorted by start, disjoint ranges each end before the
@@ -38,8 +35,8 @@ export class DisjointRanges {
     this.#noneOverlap = candidates !== undefined && allDisjoint(candidates);
   }
 
-  /** The accepted range `range` overlaps, with its owner; undefined when none. */
-  overlap(range: AddressRange): { owner: string; cidr: string } | undefined {
+  /** The accepted range `range` overlaps (its network), with its owner; undefined when none. */
+  overlap(range: AddressRange): { owner: string; network: string } | undefined {
     if (this.#noneOverlap) return undefined;
     // The accepted ranges are disjoint and sorted by start, so a new range can only overlap the last one that
     // starts at or before its end: any earlier one ends before that one starts.
@@ -47,11 +44,11 @@ export class DisjointRanges {
     const index = lastStartingAtOrBefore(taken, range.last);
     const candidate = index >= 0 ? taken[index] : undefined;
     if (!candidate || candidate.range.last < range.first) return undefined;
-    return { owner: candidate.owner, cidr: candidate.range.cidr };
+    return { owner: candidate.owner, network: candidate.range.network };
   }
 
   /** The first of `ranges` that overlaps an accepted one, with what it overlaps; undefined when none does. */
-  firstOverlap(ranges: readonly AddressRange[]): { range: AddressRange; owner: string; cidr: string } | undefined {
+  firstOverlap(ranges: readonly AddressRange[]): { range: AddressRange; owner: string; network: string } | undefined {
     for (const range of ranges) {
       const found = this.overlap(range);
       if (found) return { range, ...found };
