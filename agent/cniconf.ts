@@ -60,6 +60,8 @@ export interface SubnetFileContent {
   mtu: number;
   /** FLANNEL_IPMASQ; weft's agent masquerades, so default true. */
   ipMasq?: boolean;
+  /** weft's own lines, after flannel's (the eBPF datapath: WEFT_DATAPATH, WEFT_BPF_DIR, WEFT_ENDPOINTS_DIR). */
+  weft?: Record<string, string>;
 }
 
 /** The subnet file's content for this node: its pod CIDRs of each family the network config has. */
@@ -94,6 +96,7 @@ export function renderSubnetFile(content: SubnetFileContent): string {
     lines.push(`FLANNEL_IPV6_NETWORK=${content.ipv6Network}`, `FLANNEL_IPV6_SUBNET=${gatewayCidr(content.ipv6Subnet, "ipv6Subnet")}`);
   }
   lines.push(`FLANNEL_MTU=${content.mtu}`, `FLANNEL_IPMASQ=${content.ipMasq ?? true}`);
+  for (const [key, value] of Object.entries(content.weft ?? {})) lines.push(`${key}=${value}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -153,6 +156,8 @@ export interface CniFilesOptions {
   ipamDataDir: string;
   logger: Logger;
   onError(message: string): void;
+  /** Extra lines of the subnet file (the datapath's). */
+  subnetFileEntries?: Record<string, string>;
 }
 
 /**
@@ -160,7 +165,7 @@ export interface CniFilesOptions {
  * pod CIDRs, the backend's MTU). Errors are kept in the status (and reported through `onError`), never thrown.
  */
 export class CniFiles {
-  readonly #o: CniFilesOptions;
+  #o: CniFilesOptions;
   #written = false;
   #error: string | undefined;
 
@@ -176,10 +181,17 @@ export class CniFiles {
     return this.#written;
   }
 
+  /** The datapath's lines changed (an eBPF load that fell back to the kernel path): written with the next write. */
+  setSubnetFileEntries(entries: Record<string, string> | undefined): void {
+    const { subnetFileEntries: _, ...rest } = this.#o;
+    this.#o = entries ? { ...rest, subnetFileEntries: entries } : rest;
+  }
+
   write(node: PeerNode, mtu: number): void {
     const o = this.#o;
     try {
-      if (writeSubnetFile(subnetFileContent(o.network, node, mtu), { path: o.subnetFile })) o.logger.info("Wrote the subnet file", { path: o.subnetFile, mtu });
+      const content = { ...subnetFileContent(o.network, node, mtu), ...(o.subnetFileEntries ? { weft: o.subnetFileEntries } : {}) };
+      if (writeSubnetFile(content, { path: o.subnetFile })) o.logger.info("Wrote the subnet file", { path: o.subnetFile, mtu });
       if (writeCniConfList({ path: this.conflistPath, bridge: o.bridge, subnetFile: o.subnetFile, ipamDataDir: o.ipamDataDir })) o.logger.info("Wrote the CNI config", { path: this.conflistPath });
       this.#written = true;
       this.#error = undefined;

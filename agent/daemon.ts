@@ -11,6 +11,9 @@ import type { Histogram } from "prom-client";
 import { NetlinkSocket } from "../native/netlink";
 import { createBackend } from "./backends";
 import { CniFiles } from "./cniconf";
+import { DatapathError, endpointsDirOf, type DatapathChoice } from "./datapath";
+import { removeEbpfState } from "./datapath/cleanup";
+import { EbpfDatapath } from "./datapath/ebpf";
 import { OverlayProber } from "./debug/probe";
 import type { MetricsView } from "./debug/metrics";
 import { RunStats } from "./debug/run-stats";
@@ -29,6 +32,8 @@ export { CNI_CONFLIST_NAME } from "./cniconf";
 
 export interface AgentOptions {
   nodeName: string;
+  /** The datapath mode chosen (./datapath): where its pins go and where its objects are. Default kernel. */
+  datapath?: DatapathChoice & { bpfDir: string; objectsDir: string };
   network: NetworkConfig;
   source: NodeSource;
   /** Shown in the debug view and metrics ("kube", "etcd", "file"). */
@@ -85,14 +90,26 @@ export class Agent {
   #overlayOk = false;
   #lastFinished: number | undefined;
   #reportedReady = false;
+  /** The datapath: its mode and why, and the eBPF datapath when in that mode. */
+  #datapath: DatapathChoice;
+  #ebpf: EbpfDatapath | undefined;
+  #datapathProblems: string[] = [];
 
   constructor(options: AgentOptions) {
     this.#o = options;
     this.#log = options.logger;
     const onError = (message: string): void => this.#stats.noteError(message);
+    this.#datapath = options.datapath ? { mode: options.datapath.mode, reason: options.datapath.reason } : { mode: "kernel", reason: "default" };
+    if (options.datapath?.mode === "ebpf") {
+      this.#ebpf = new EbpfDatapath({
+        bpfDir: options.datapath.bpfDir, endpointsDir: endpointsDirOf(options.stateDir), objectsDir: options.datapath.objectsDir,
+        vni: options.network.backend.vni, logger: options.logger.with({ component: "ebpf" }),
+      });
+    }
     this.#files = new CniFiles({
       network: options.network, cniConfDir: options.cniConfDir, bridge: options.bridge, subnetFile: options.subnetFile,
       ipamDataDir: options.ipamDataDir, logger: options.logger, onError,
+      ...(this.#ebpf ? { subnetFileEntries: this.#ebpf.subnetFileEntries() } : {}),
     });
     this.#masq = new MasqSync({ network: options.network, enabled: options.ipMasq, ...(options.nft ? { nft: options.nft } : {}), signal: this.#lifetime.signal, logger: options.logger, onError });
   }
@@ -106,6 +123,7 @@ export class Agent {
     const signal = this.#lifetime.signal;
     const o = this.#o;
     this.#sock = NetlinkSocket.open();
+    this.#startDatapath();
     let underlay: Underlay | undefined;
     const node = await o.source.claimLocal(o.nodeName, (hints) => {
       const announced = this.#announcement(hints);
@@ -140,6 +158,31 @@ export class Agent {
   }
 
   /**
+   * eBPF: loads and pins the programs before anything can ask for them (the subnet file tells the plugin to).
+   * With auto, a load that fails falls back to the kernel path, saying why; with --datapath ebpf it is fatal.
+   * Kernel: removes what an earlier eBPF run pinned (a mode switch), so nothing is left attached.
+   */
+  #startDatapath(): void {
+    const o = this.#o;
+    if (this.#ebpf) {
+      try {
+        this.#ebpf.load();
+        return;
+      } catch (error) {
+        if (!this.#datapath.reason.startsWith("auto")) throw new DatapathError(`Cannot load the eBPF datapath: ${(error as Error).message}`, { cause: error });
+        this.#log.warn("Cannot load the eBPF datapath; using the kernel path", { error });
+        this.#datapath = { mode: "kernel", reason: `auto: loading the eBPF datapath failed: ${(error as Error).message.split("\n")[0]}` };
+        this.#ebpf = undefined;
+        this.#files.setSubnetFileEntries(undefined);
+      }
+    }
+    if (o.datapath) {
+      const removed = removeEbpfState({ bpfDir: o.datapath.bpfDir, endpointsDir: endpointsDirOf(o.stateDir) });
+      if (removed.length > 0) this.#log.info("Removed the eBPF datapath of an earlier run", { pins: removed });
+    }
+  }
+
+  /**
    * What this node announces, from the source's hints: its public IP (--public-ip, --iface, the address the
    * cluster knows it by, else the default route's) and, for vxlan, its VTEP MAC (the source's if it dictates one,
    * else the device's, the saved one, or a new one). Creates the backend for that MAC.
@@ -162,7 +205,7 @@ export class Agent {
       vtepMacFrom = mac.from;
     }
     this.#claim = { publicIpFrom: chosen.from, vtepMacFrom, macFromSource: hints.vtepMac !== undefined };
-    this.#backend = createBackend(o.network, vtepMac === undefined ? {} : { vtepMac });
+    this.#backend = createBackend(o.network, { ...(vtepMac === undefined ? {} : { vtepMac }), externalVtep: this.#ebpf !== undefined });
     this.#log.info("Claiming this node", { node: o.nodeName, publicIp: chosen.publicIp, publicIpFrom: chosen.from, underlay: underlay.name, vtepMac, vtepMacFrom });
     const announcement: LocalAnnouncement = { name: o.nodeName, publicIp: chosen.publicIp, backendType: o.network.backend.type, ...(vtepMac === undefined ? {} : { vtepMac }) };
     return { announcement, underlay };
@@ -218,12 +261,18 @@ export class Agent {
     this.#desired = desired;
     const desiredMs = performance.now() - started;
     const result = this.#converge(trigger, desired);
+    if (this.#ebpf) {
+      const problems = this.#ebpf.sync(sock, desired, { full: result.mode === "full" });
+      for (const problem of problems) if (!this.#datapathProblems.includes(problem)) this.#log.error("eBPF datapath", { problem });
+      for (const problem of problems) this.#stats.noteError(problem);
+      this.#datapathProblems = problems;
+    }
     const run = this.#stats.record({
       trigger, mode: result.mode, result, durationMs: performance.now() - started,
       phasesMs: { desired: desiredMs, plan: result.planMs, apply: result.applyMs },
       nodeNames: () => snapshot.nodes.map((node) => node.name),
     });
-    this.#overlayOk = !result.errors.some((error) => LOCAL_OPS.has(error.op.kind));
+    this.#overlayOk = !result.errors.some((error) => LOCAL_OPS.has(error.op.kind)) && this.#datapathProblems.length === 0;
     if (result.ops.length === 0 && result.errors.length === 0) {
       this.#log.debug("Reconciled: nothing to do", { trigger, ms: run.durationMs });
     } else {
@@ -291,7 +340,7 @@ export class Agent {
     const wanted = snapshot.nodes.find((n) => n.name === this.#o.nodeName)?.vtepMac;
     if (wanted === undefined || wanted === local.node.vtepMac) return;
     this.#log.info("This node's VTEP MAC changed in the node source; following it", { from: local.node.vtepMac, to: wanted });
-    this.#backend = createBackend(this.#o.network, { vtepMac: wanted });
+    this.#backend = createBackend(this.#o.network, { vtepMac: wanted, externalVtep: this.#ebpf !== undefined });
     chooseVtepMac(this.#sock!, { vni: this.#o.network.backend.vni, stateDir: this.#o.stateDir, required: wanted });
     local.node = { ...local.node, vtepMac: wanted };
   }
@@ -348,8 +397,12 @@ export class Agent {
       nodes: { programmed: desired ? remote - skipped : 0, skipped, rejected: snapshot.rejected.length },
       objects: { route: desired?.routes.length ?? 0, neighbour: desired?.neighbours.length ?? 0, fdb: desired?.fdb.length ?? 0 },
       reconcile: { runs: reconcile.runs, fullRuns: reconcile.fullRuns, runsWithErrors: reconcile.runsWithErrors, opsApplied: reconcile.opsApplied },
-      localRecord: o.source.keeper?.status(), probes: this.#prober?.results() ?? [],
+      localRecord: o.source.keeper?.status(), probes: this.#prober?.results() ?? [], datapath: this.#datapathState(),
     };
+  }
+
+  #datapathState(): AgentState["datapath"] {
+    return { ...this.#datapath, ...(this.#ebpf ? { ebpf: this.#ebpf.status() } : {}), problems: [...this.#datapathProblems] };
   }
 
   /** The whole view (/debug/state, `status`). */
@@ -363,6 +416,7 @@ export class Agent {
       podMtu: local && this.#backend ? this.#backend.mtu(local) : undefined,
       desired: this.#desired, probes: this.#prober?.results() ?? [], readiness: this.readiness(), stats: this.#stats,
       masq: this.#masq.status(), files: this.#files.status(),
+      datapath: this.#datapathState(),
     });
   }
 

@@ -45,6 +45,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "iface", env: "WEFT_IFACE", kind: "string", commands: RUN, help: "the underlay interface, by name or address; its first global address is the public IP" },
   { name: "flannel-compat", env: "WEFT_FLANNEL_COMPAT", kind: "boolean", default: "false", commands: RUN, help: "kube source: also publish and read flannel's node annotations (migrations)" },
   { name: "annotation-prefix", env: "WEFT_ANNOTATION_PREFIX", kind: "string", default: "weft.dev", commands: RUN, help: "kube source: prefix of weft's node annotations" },
+  { name: "datapath", env: "WEFT_DATAPATH", kind: "string", default: "auto", commands: RUN, help: "kernel (flannel's path), ebpf (tc programs on pod veths and the VTEP; vxlan only) or auto (ebpf where this node has what it needs)" },
+  { name: "bpf-dir", env: "WEFT_BPF_DIR", kind: "string", default: "/sys/fs/bpf/weft", commands: RUN_UNINSTALL, help: "eBPF datapath: where its programs, maps and links are pinned (a bpffs, mounted if needed)" },
   { name: "ip-masq", env: "WEFT_IP_MASQ", kind: "boolean", default: "true", commands: RUN, help: "masquerade pod traffic leaving the cluster network (nftables table inet weft)" },
   { name: "debug-addr", env: "WEFT_DEBUG_ADDR", kind: "string", default: "127.0.0.1:9476", commands: RUN_STATUS, help: "the debug endpoint: /healthz /readyz /metrics /debug/state; empty to disable" },
   { name: "resync-interval", env: "WEFT_RESYNC_INTERVAL", kind: "duration", default: "10s", commands: RUN, help: "full reconcile of the kernel state this often (restores what was removed by hand)" },

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { NetlinkSocket } from "../native/netlink";
 import { Agent } from "./daemon";
 import { AgentMetrics } from "./debug/metrics";
+import { chooseDatapath, DatapathError, defaultObjectsDir, type DatapathChoice, type DatapathFlag } from "./datapath";
 import { DebugServer } from "./debug/server";
 import { FLAGS, FlagError, parseArgs, renderHelp, type ParsedArgs } from "./flags";
 import { installCni } from "./install-cni";
@@ -108,8 +109,20 @@ async function run(args: ParsedArgs): Promise<number> {
   const options = sourceOptions(args, network);
   log.info("Starting weft-agent", { version: VERSION, node: nodeName, source: options.kind, backend: network.backend.type, network: network.network, netConf });
 
+  const datapathFlag = str(args, "datapath") ?? "auto";
+  if (!["kernel", "ebpf", "auto"].includes(datapathFlag)) throw new UsageError(`Invalid --datapath "${datapathFlag}": expected kernel, ebpf or auto`);
+  let datapath: DatapathChoice;
+  try {
+    datapath = chooseDatapath(datapathFlag as DatapathFlag, { backend: network.backend.type, objectsDir: defaultObjectsDir() });
+  } catch (error) {
+    if (error instanceof DatapathError) throw new UsageError(error.message);
+    throw error;
+  }
+  log.info("Datapath", { mode: datapath.mode, reason: datapath.reason });
+
   const source = await createNodeSource(options);
   const agent = new Agent({
+    datapath: { ...datapath, bpfDir: required(args, "bpf-dir"), objectsDir: defaultObjectsDir() },
     nodeName, network, source, sourceKind: options.kind,
     ...(str(args, "public-ip") === undefined ? {} : { publicIp: str(args, "public-ip")! }),
     ...(str(args, "iface") === undefined ? {} : { iface: str(args, "iface")! }),
@@ -189,6 +202,7 @@ async function main(argv: string[]): Promise<number> {
         const lines = await uninstall(sock, {
           bridge: required(args, "bridge"), cniConfDir: required(args, "cni-conf-dir"), cniBinDir: required(args, "cni-bin-dir"),
           subnetFile: required(args, "subnet-file"), stateDir: required(args, "state-dir"), ipamDataDir: required(args, "ipam-data-dir"),
+          bpfDir: required(args, "bpf-dir"),
         });
         await print(lines.length === 0 ? "nothing of weft's found on this node\n" : `${lines.join("\n")}\n`);
       } finally {

@@ -99,6 +99,18 @@ export function renderStatus(state: AgentState): string {
   for (const e of rc.recentErrors.slice(-5)) out.push(`error ${e.at}: ${e.error}`);
   out.push("");
   const m = state.masq;
+  const d = state.datapath;
+  if (d) {
+    const e = d.ebpf;
+    const c = e?.counters ?? {};
+    out.push(`datapath: ${d.mode} (${d.reason})${d.problems.length > 0 ? `, PROBLEMS: ${d.problems.join("; ")}` : ""}`);
+    if (e) {
+      out.push(`  pods: ${e.endpoints.attached} on the fast path, ${e.endpoints.onKernelPath.length} on the kernel path; maps: weft_endpoints ${e.endpoints.entries}/${e.endpoints.capacity}, weft_nodes ${e.nodes.entries}/${e.nodes.capacity}; VTEP programs: ingress ${e.vtep.ingress ? "attached" : "NOT ATTACHED"}, egress ${e.vtep.egress ? "attached" : "NOT ATTACHED"}`);
+      out.push(`  packets from pods: ${c.from_pod_local ?? 0} to local pods, ${c.from_pod_remote ?? 0} tunnelled, to the kernel: ${c.from_pod_pass_miss ?? 0} not a pod, ${c.from_pod_pass_nat ?? 0} NATed, ${c.from_pod_pass_mtu ?? 0} too big, ${c.from_pod_pass_not_ip ?? 0} not IP`);
+      out.push(`  packets from the tunnel: ${c.from_tunnel_local ?? 0} to local pods, to the kernel: ${c.from_tunnel_pass_miss ?? 0} not a pod, ${c.from_tunnel_pass_nat ?? 0} NATed; into the tunnel by the kernel: ${c.to_tunnel_keyed ?? 0}, dropped ${(c.to_tunnel_drop_miss ?? 0) + (c.to_tunnel_drop_not_ip ?? 0) + (c.to_tunnel_drop_error ?? 0)}`);
+      for (const pod of e.endpoints.onKernelPath.slice(0, 10)) out.push(`  on the kernel path: ${pod}`);
+    }
+  }
   out.push(`masq: ${m.enabled ? `table ${m.table}, ${m.inPlace ? "in place" : `NOT IN PLACE: ${m.problems.join("; ")}`}` : "off (--ip-masq=false)"}`);
   out.push(`files: ${state.files.cniConfList}, ${state.files.subnetFile}${state.files.written ? "" : ` NOT WRITTEN: ${state.files.error ?? ""}`}`);
   return `${out.join("\n")}\n`;

@@ -13,6 +13,8 @@ import { WEFT_ROUTE_PROTOCOL } from "../native/marks";
 import { parseHostVethAlias } from "../cni/host-veth";
 import { VTEP_PREFIX } from "./backends";
 import { CNI_CONFLIST_NAME, CNI_NETWORK_NAME } from "./cniconf";
+import { endpointsDirOf } from "./datapath";
+import { removeEbpfState } from "./datapath/cleanup";
 import { readMasq, removeMasq, type NftOptions } from "./masq";
 
 export interface UninstallOptions {
@@ -22,12 +24,16 @@ export interface UninstallOptions {
   subnetFile: string;
   stateDir: string;
   ipamDataDir: string;
+  /** The eBPF datapath's pin root. */
+  bpfDir: string;
   nft?: NftOptions;
 }
 
 /** Removes weft's objects; returns one line per thing removed (or kept, and why). */
 export async function uninstall(sock: NetlinkSocket, options: UninstallOptions): Promise<string[]> {
   const done: string[] = [];
+  // The eBPF datapath first: unpinning its links detaches the programs from the veths and the VTEP.
+  for (const pin of removeEbpfState({ bpfDir: options.bpfDir, endpointsDir: endpointsDirOf(options.stateDir) })) done.push(`removed ${pin}`);
   for (const route of listRoutes(sock, { family: 4, protocol: WEFT_ROUTE_PROTOCOL }).concat(listRoutes(sock, { family: 6, protocol: WEFT_ROUTE_PROTOCOL }))) {
     if (route.protocol !== WEFT_ROUTE_PROTOCOL) continue;
     try {
@@ -66,7 +72,7 @@ export async function uninstall(sock: NetlinkSocket, options: UninstallOptions):
   }
   for (const entry of safeReaddir(options.stateDir)) {
     const file = path.join(options.stateDir, entry);
-    if (/^vtep-mac\.\d+$/.test(entry) || entry === "lib") {
+    if (/^vtep-mac\.\d+$/.test(entry) || entry === "lib" || entry === "endpoints") {
       fs.rmSync(file, { recursive: true, force: true });
       done.push(`removed ${file}`);
     }

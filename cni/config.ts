@@ -304,6 +304,8 @@ export interface ResolvedNetwork {
   mtu?: number;
   /** Where the ranges came from. */
   source: "config" | "subnet-file";
+  /** The subnet file's eBPF datapath, when the agent runs it. */
+  fastPath?: { bpfDir: string; endpointsDir: string };
 }
 
 export type ReadFile = (path: string) => string | Uint8Array;
@@ -352,5 +354,5 @@ export function resolveNetwork(conf: NetConf, readFile: ReadFile = readFileUtf8)
     rangeSets.push([{ subnet: family.subnet, gateway: family.gateway }]);
     for (const network of family.networks) routes.push({ dst: network, gw: family.gateway });
   }
-  return { rangeSets, routes, mtu: conf.mtu ?? file.mtu, source: "subnet-file" };
+  return { rangeSets, routes, mtu: conf.mtu ?? file.mtu, source: "subnet-file", ...(file.fastPath ? { fastPath: file.fastPath } : {}) };
 }

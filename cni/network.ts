@@ -9,6 +9,8 @@ export interface Network {
   ipam: IpamConfig;
   mtu?: number;
   store: Store;
+  /** The eBPF datapath's directories, when the node's agent runs it. */
+  fastPath?: { bpfDir: string; endpointsDir: string };
 }
 
 const IPAM_ERROR_CODES = {
@@ -41,5 +43,15 @@ export function resolve(conf: NetConf): Network {
   );
   const network: Network = { conf, ipam, store: openStore(conf) };
   if (resolved.mtu !== undefined) network.mtu = resolved.mtu;
+  if (resolved.fastPath) network.fastPath = resolved.fastPath;
   return network;
+}
+
+/** DEL and GC: the eBPF datapath's directories if the subnet file is there and names them; they must work without. */
+export function fastPathOf(conf: NetConf): { bpfDir: string; endpointsDir: string } | undefined {
+  try {
+    return resolveNetwork(conf).fastPath;
+  } catch {
+    return undefined;
+  }
 }

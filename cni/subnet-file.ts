@@ -9,6 +9,12 @@
 //   FLANNEL_MTU=1450
 //   FLANNEL_IPMASQ=true                      whether the agent masquerades (weft's always does)
 //
+// weft's agent adds, in eBPF datapath mode (flannel's plugin ignores them):
+//
+//   WEFT_DATAPATH=ebpf                       put pods on the fast path (cni/fast-path.ts)
+//   WEFT_BPF_DIR=/sys/fs/bpf/weft            where the agent pinned the programs and maps
+//   WEFT_ENDPOINTS_DIR=/run/weft/endpoints   where the plugin records endpoints for the agent
+//
 // As in flannel's CNI plugin, a family's network and subnet come as a pair, one family at least is present, and
 // FLANNEL_MTU is required. Unknown keys, blank lines and # comments are ignored; anything else that is not
 // KEY=VALUE is an error naming the line.
@@ -33,6 +39,8 @@ export interface SubnetFile {
   mtu: number;
   /** FLANNEL_IPMASQ, when present. weft's plugin does not act on it: the agent owns masquerading. */
   ipMasq?: boolean;
+  /** WEFT_DATAPATH=ebpf with its two directories: the eBPF datapath's pins and endpoint records. */
+  fastPath?: { bpfDir: string; endpointsDir: string };
 }
 
 const KEYS = {
@@ -50,6 +58,7 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
   const subnets: Record<IpFamily, Cidr | undefined> = { 4: undefined, 6: undefined };
   let mtu: number | undefined;
   let ipMasq: boolean | undefined;
+  const weft: Record<string, string> = {};
 
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, index) => {
@@ -91,6 +100,12 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
         ipMasq = value === "true";
         break;
       }
+      case "WEFT_DATAPATH":
+      case "WEFT_BPF_DIR":
+      case "WEFT_ENDPOINTS_DIR":
+        if (key !== "WEFT_DATAPATH" && !value.startsWith("/")) throw lineError(`${key} must be an absolute path, got ${quote(value)}`);
+        weft[key] = value;
+        break;
       default:
         break;
     }
@@ -128,6 +143,9 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
   if (result.ipv4) parsed.ipv4 = result.ipv4;
   if (result.ipv6) parsed.ipv6 = result.ipv6;
   if (ipMasq !== undefined) parsed.ipMasq = ipMasq;
+  if (weft.WEFT_DATAPATH === "ebpf" && weft.WEFT_BPF_DIR !== undefined && weft.WEFT_ENDPOINTS_DIR !== undefined) {
+    parsed.fastPath = { bpfDir: weft.WEFT_BPF_DIR, endpointsDir: weft.WEFT_ENDPOINTS_DIR };
+  }
   return parsed;
 }
 

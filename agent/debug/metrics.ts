@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { LocalRecordStatus } from "../model";
 import type { ProbeResult } from "./probe";
-import type { AgentState } from "./state";
+import type { AgentState, DatapathState } from "./state";
 
 /** Reconcile duration buckets, seconds: a run is a few netlink dumps, from ~1 ms to seconds at 5,000 nodes. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -28,6 +28,7 @@ export interface MetricsView {
   reconcile: { runs: number; fullRuns: number; runsWithErrors: number; opsApplied: Record<string, number> };
   localRecord: LocalRecordStatus | undefined;
   probes: readonly ProbeResult[];
+  datapath: DatapathState;
 }
 
 export interface MetricsSource {
@@ -101,6 +102,22 @@ export class AgentMetrics {
     labelled("weft_probe_loss_ratio", "Share of the last 20 overlay probes without a reply.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.loss })));
     counter("weft_probe_sent_total", "Overlay probes sent.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.sent })));
     counter("weft_probe_received_total", "Overlay probe replies received in time.", probeLabels, (v) => v.probes.map((p) => ({ labels: ofProbe(p), value: p.received })));
+    labelled("weft_datapath_info", "The datapath mode (kernel, ebpf) and why it was chosen.", ["mode", "reason"], (v) => [{ labels: { mode: v.datapath.mode, reason: v.datapath.reason }, value: 1 }]);
+    counter("weft_datapath_packets_total", "eBPF datapath: packets by program and verdict (local, remote: the fast path; pass_*: the kernel path and why; drop_*).",
+      ["program", "verdict"], (v) => Object.entries(v.datapath.ebpf?.counters ?? {}).map(([name, value]) => {
+        const [, program, verdict] = /^(from_pod|from_tunnel|to_tunnel)_(.+)$/.exec(name)!;
+        return { labels: { program: program!, verdict: verdict! }, value: value ?? 0 };
+      }));
+    labelled("weft_datapath_endpoints", "eBPF datapath: this node's pods by where their traffic goes (fast path, kernel path).", ["path"],
+      (v) => (v.datapath.ebpf ? [{ labels: { path: "fast" }, value: v.datapath.ebpf.endpoints.attached }, { labels: { path: "kernel" }, value: v.datapath.ebpf.endpoints.onKernelPath.length }] : []));
+    labelled("weft_datapath_map_entries", "eBPF datapath: entries of its maps, beside their capacity.", ["map", "of"], (v) => {
+      const ebpf = v.datapath.ebpf;
+      if (!ebpf) return [];
+      return [
+        { labels: { map: "weft_endpoints", of: "entries" }, value: ebpf.endpoints.entries }, { labels: { map: "weft_endpoints", of: "capacity" }, value: ebpf.endpoints.capacity },
+        { labels: { map: "weft_nodes", of: "entries" }, value: ebpf.nodes.entries }, { labels: { map: "weft_nodes", of: "capacity" }, value: ebpf.nodes.capacity },
+      ];
+    });
     // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_size_used_bytes, event loop lag, GC, …
     collectDefaultMetrics({ register: this.#registry });
   }

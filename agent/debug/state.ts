@@ -1,6 +1,7 @@
 // The shape of /debug/state (and of `weft-agent status`): what an operator needs first — this node, whether it
 // is ready and why not, every remote node with its objects and probe results, the last plan and its errors.
 import type { CniFilesStatus } from "../cniconf";
+import type { EbpfStatus } from "../datapath/ebpf";
 import type { MasqStatus } from "../masq";
 import type { LocalRecordStatus, NetworkConfig, NodeSnapshot } from "../model";
 import type { DesiredState, LocalNode } from "../reconcile";
@@ -90,6 +91,16 @@ export interface AgentState {
   };
   masq: MasqStatus & { table: string };
   files: CniFilesStatus;
+  datapath: DatapathState;
+}
+
+export interface DatapathState {
+  mode: "kernel" | "ebpf";
+  /** Why this mode: the flag, or what auto found. */
+  reason: string;
+  ebpf?: EbpfStatus;
+  /** What the last run could not do in the datapath. */
+  problems: string[];
 }
 
 /** What the agent knows, handed to agentState() to build the view (only /debug/state and `status` pay for it). */
@@ -111,6 +122,7 @@ export interface StateParts {
   stats: RunStats;
   masq: MasqStatus;
   files: CniFilesStatus;
+  datapath: DatapathState;
 }
 
 /** The whole view: this node, every peer with its objects and probes, sorted by name. */
@@ -169,5 +181,6 @@ export function agentState(parts: StateParts): AgentState {
     reconcile: parts.stats.view(),
     masq: { ...parts.masq, table: "inet weft" },
     files: parts.files,
+    datapath: parts.datapath,
   };
 }

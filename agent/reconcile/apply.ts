@@ -4,7 +4,7 @@
 // handful of a plan's operations) go through the socket's batch(): the kernel runs them in the same order, one by
 // one, but a few system calls carry thousands of them.
 import {
-  addAddress, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour, deleteRoute, getLink, NetlinkError,
+  addAddress, createExternalVxlan, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour, deleteRoute, getLink, NetlinkError,
   replaceFdb, replaceNeighbour, replaceRoute, RT_TABLE_MAIN, setLink, type NetlinkSocket,
 } from "../../native/netlink";
 import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
@@ -107,9 +107,8 @@ function run(sock: NetlinkSocket, op: Op, indexOf: (name: string) => number, ind
           if (!(error instanceof NetlinkError && error.code === "ENODEV")) throw error;
         }
       }
-      createVxlan(sock, {
-        name: s.name, vni: s.vni, port: s.port, local: s.local, underlayIndex: s.underlayIndex, learning: false, mtu: s.mtu, mac: s.mac,
-      });
+      if (s.external) createExternalVxlan(sock, { name: s.name, port: s.port, mtu: s.mtu, mac: s.mac });
+      else createVxlan(sock, { name: s.name, vni: s.vni, port: s.port, local: s.local, underlayIndex: s.underlayIndex, learning: false, mtu: s.mtu, mac: s.mac });
       return;
     }
     case "set-link":

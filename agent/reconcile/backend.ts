@@ -2,7 +2,7 @@
 // turns the local node and each remote node into desired kernel objects; it never touches the kernel and never
 // sees annotations, etcd keys or files: only PeerNode.
 import type { BackendType, PeerNode } from "../model";
-import type { DesiredFdb, DesiredNeighbour, DesiredRoute, NodeObjects, VtepSpec } from "./state";
+import type { DesiredFdb, DesiredNeighbour, DesiredRoute, DesiredTunnel, NodeObjects, VtepSpec } from "./state";
 
 /** The interface this node's public IP is on. */
 export interface Underlay {
@@ -24,6 +24,7 @@ export interface PeerObjects extends NodeObjects {
   neighbours: DesiredNeighbour[];
   fdb: DesiredFdb[];
   routes: DesiredRoute[];
+  tunnels?: DesiredTunnel[];
   skipped?: string;
 }
 

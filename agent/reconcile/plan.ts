@@ -120,9 +120,9 @@ export function plan(desired: DesiredState, observed: ObservedState): Op[] {
 /** What cannot change on a live VXLAN device. */
 function sameTunnel(link: ObservedLink, spec: VtepSpec): boolean {
   const info = link.vxlan;
+  if (link.kind !== "vxlan" || info === undefined || info.external !== spec.external) return false;
+  if (spec.external) return info.port === spec.port;
   return (
-    link.kind === "vxlan" &&
-    info !== undefined &&
     info.vni === spec.vni &&
     info.port === spec.port &&
     info.local === spec.local &&

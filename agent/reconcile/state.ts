@@ -24,6 +24,11 @@ export interface VtepSpec {
   mac: string;
   /** The node subnets' network addresses, as /32 (and /128): the next hop peers route this node's pods to. */
   addresses: string[];
+  /**
+   * A collect-metadata ("external") device, for the eBPF datapath: no VNI, local address or FDB of its own; a tc
+   * program gives each packet its VNI and destination. flannel's peers see the same wire either way.
+   */
+  external: boolean;
 }
 
 /** A permanent ARP/NDP entry on the VTEP: a remote node's VTEP address → its VTEP MAC. */
@@ -62,6 +67,17 @@ export interface NodeObjects {
   readonly neighbours: readonly DesiredNeighbour[];
   readonly fdb: readonly DesiredFdb[];
   readonly routes: readonly DesiredRoute[];
+  /** External VTEP (eBPF datapath): where each pod CIDR is tunnelled, for the node map (not kernel objects). */
+  readonly tunnels?: readonly DesiredTunnel[];
+}
+
+/** A remote pod CIDR → the node to tunnel it to: an entry of the eBPF datapath's node map. */
+export interface DesiredTunnel {
+  node: string;
+  cidr: string;
+  /** The node's public IP. */
+  remote: string;
+  vtepMac: string;
 }
 
 export interface SkippedNode {

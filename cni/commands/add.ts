@@ -20,6 +20,7 @@ import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
 import { openCurrentNetns, withNetns } from "../../native/netns";
 import { writeSysctl } from "../../native/sysctl";
 import { ensureBridge, findBridge, removeBridgeIfUnused, withBridgeLock } from "../bridge";
+import { attachEndpoint, detachEndpoint } from "../fast-path";
 import { parseNetConf } from "../config";
 import { requestedIpsFromArgs, type CniEnv } from "../env";
 import { hostVethAlias, hostVethName, isLeftoverOf } from "../host-veth";
@@ -78,6 +79,16 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
 
     // Read the bridge again: a new bridge takes its MAC from its first port, attached just above.
     const attachedBridge = getLinkByIndex(host, bridge.index) ?? bridge;
+    if (network.fastPath) {
+      const fastPath = network.fastPath;
+      const outcome = attachEndpoint(fastPath, {
+        containerId: env.containerId, ifname: env.ifname, hostVeth: hostVeth.name, ifindex: hostVeth.index, mac: podLink.mac,
+        gatewayMac: attachedBridge.mac, ips: allocations.map((allocation) => allocation.address.split("/")[0]!),
+      });
+      undo.push("take the pod off the eBPF fast path", () => detachEndpoint(fastPath, hostVeth.name));
+      // The kernel path always works: a pod that could not get the fast path is still connected.
+      if (!outcome.attached) process.stderr.write(`weft: ${env.containerId}/${env.ifname} takes the kernel path: ${outcome.reason}\n`);
+    }
     const result = buildResult(conf.prevResult, { env, network, bridge: attachedBridge, hostVeth, podLink, allocations, routes });
     return convertResult(result, conf.cniVersion);
   } catch (error) {

@@ -7,12 +7,15 @@ import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
 import { hostVethName, isLeftoverOf } from "../host-veth";
 import { release } from "../ipam";
-import { ipamCall, openStore } from "../network";
+import { detachEndpoint } from "../fast-path";
+import { fastPathOf, ipamCall, openStore } from "../network";
 import { checkCommandAllowed } from "../spec/version";
 
 export function runDel(env: CniEnv, stdin: Buffer): unknown {
   const conf = parseNetConf(stdin);
   checkCommandAllowed("DEL", conf.cniVersion);
+  const fastPath = fastPathOf(conf);
+  if (fastPath) detachEndpoint(fastPath, hostVethName(env.containerId, env.ifname));
   if (env.netns) deletePodInterface(env.netns, env.ifname);
   deleteHostVeth(env);
   ipamCall(() => release(openStore(conf), { id: env.containerId, ifname: env.ifname }));

@@ -5,7 +5,8 @@ import { parseNetConf } from "../config";
 import type { CniEnv } from "../env";
 import { hostVethName, isLeftoverOf, parseHostVethAlias } from "../host-veth";
 import { listReservations, releaseIP } from "../ipam";
-import { ipamCall, openStore } from "../network";
+import { detachEndpoint } from "../fast-path";
+import { fastPathOf, ipamCall, openStore } from "../network";
 import { invalidField, isObject } from "../spec/fields";
 import { checkCommandAllowed } from "../spec/version";
 
@@ -40,6 +41,7 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
     }),
   );
 
+  const fastPath = fastPathOf(conf);
   const sock = NetlinkSocket.open();
   try {
     const bridge = getLink(sock, conf.bridge);
@@ -56,6 +58,7 @@ export function runGc(_env: CniEnv, stdin: Buffer): unknown {
       // not run GC while an ADD of the network is in flight, so no live ADD owns an unattached weft veth).
       if (!attachment || (link.masterIndex !== undefined && link.masterIndex !== bridge?.index)) continue;
       if (valid.has(`${attachment.containerId}/${attachment.ifname}`)) continue;
+      if (fastPath) detachEndpoint(fastPath, link.name);
       deleteLinkIfExists(sock, link.index);
     }
   } finally {

@@ -90,6 +90,7 @@ export const IFLA_VXLAN_LOCAL = 4;
 export const IFLA_VXLAN_LEARNING = 7;
 export const IFLA_VXLAN_PORT = 15;
 export const IFLA_VXLAN_LOCAL6 = 17;
+export const IFLA_VXLAN_COLLECT_METADATA = 25;
 
 export const OPER_STATES = ["UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"] as const;
 export type OperState = (typeof OPER_STATES)[number];

@@ -3,7 +3,7 @@
 export { NetlinkSocket, type MessageDecoder, type NetlinkSocketOptions } from "./socket";
 export { NetlinkError, NetlinkInputError } from "./errors";
 export {
-  createBridge, createVeth, createVxlan, deleteLink, deleteLinkIfExists, getLink, getLinkByIndex, listLinks, setBridgePortHairpin, setLink,
+  createBridge, createExternalVxlan, createVeth, createVxlan, deleteLink, deleteLinkIfExists, getLink, getLinkByIndex, listLinks, setBridgePortHairpin, setLink,
   type BridgeOptions, type Link, type LinkChanges, type VethOptions, type VxlanInfo, type VxlanOptions,
 } from "./links";
 export {

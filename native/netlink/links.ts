@@ -4,7 +4,7 @@ import { align4, forEachAttribute, NLA_F_NESTED, readIp, readMac, readString } f
 import {
   AF_BRIDGE, IFF_UP, IFLA_ADDRESS, IFLA_BRPORT_MODE, IFLA_IFALIAS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_DATA, IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU,
-  IFLA_NET_NS_FD, IFLA_OPERSTATE, IFLA_PROTINFO, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK,
+  IFLA_NET_NS_FD, IFLA_OPERSTATE, IFLA_PROTINFO, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK,
   IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, OPER_STATES, type OperState,
   RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK, VETH_INFO_PEER,
 } from "./constants";
@@ -19,6 +19,8 @@ export interface VxlanInfo {
   local?: string;
   learning: boolean;
   underlayIndex?: number;
+  /** A collect-metadata ("external") device: the tunnel's destination and VNI come with each packet. */
+  external: boolean;
 }
 
 export interface Link {
@@ -123,6 +125,27 @@ export interface VxlanOptions extends CommonLinkOptions {
   underlayIndex?: number;
   /** Learn remote MACs from received packets. Default false: the FDB is programmed. */
   learning?: boolean;
+}
+
+/**
+ * A collect-metadata VXLAN device (`ip link add … type vxlan external dstport …`): each packet carries its VNI and
+ * destination (set by a tc program). It has no VNI of its own: the kernel hands it what arrives for any VNI on
+ * its port.
+ */
+export interface ExternalVxlanOptions extends CommonLinkOptions {
+  port: number;
+}
+
+export function createExternalVxlan(sock: NetlinkSocket, options: ExternalVxlanOptions): void {
+  const m = newLink(sock, options);
+  const info = m.begin(IFLA_LINKINFO);
+  m.string(IFLA_INFO_KIND, "vxlan");
+  const data = m.begin(IFLA_INFO_DATA);
+  m.be16(IFLA_VXLAN_PORT, options.port);
+  m.u8(IFLA_VXLAN_LEARNING, 0);
+  m.u8(IFLA_VXLAN_COLLECT_METADATA, 1);
+  m.end(data).end(info);
+  sock.request(m, `RTM_NEWLINK ${options.name}`);
 }
 
 export function createVxlan(sock: NetlinkSocket, options: VxlanOptions): void {
@@ -275,7 +298,7 @@ function decodeLinkInfo(b: Buffer, start: number, end: number, link: Link): void
 }
 
 function decodeVxlan(b: Buffer, start: number, end: number): VxlanInfo {
-  const vxlan: VxlanInfo = { vni: 0, port: 0, learning: false };
+  const vxlan: VxlanInfo = { vni: 0, port: 0, learning: false, external: false };
   forEachAttribute(b, start, end, (attribute, at, length) => {
     switch (attribute) {
       case IFLA_VXLAN_ID:
@@ -293,6 +316,9 @@ function decodeVxlan(b: Buffer, start: number, end: number): VxlanInfo {
         break;
       case IFLA_VXLAN_LINK:
         vxlan.underlayIndex = b.readUInt32LE(at);
+        break;
+      case IFLA_VXLAN_COLLECT_METADATA:
+        vxlan.external = b[at] === 1;
         break;
     }
   });

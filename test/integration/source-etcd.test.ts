@@ -155,7 +155,7 @@ describe("etcd source: claiming", () => {
     expect(JSON.parse((await admin.get(key).string())!)).toMatchObject({ WeftNodeName: "node-a" });
     await vi.waitFor(() => expect(a.snapshot().nodes).toEqual([claimed]));
     expect(a.snapshot().error).toBeUndefined();
-    expect(a.keeper.status()).toMatchObject({ repairs: { lease: 2 }, lastRepair: { what: "lease", detail: "This node's subnet key was deleted" } });
+    await vi.waitFor(() => expect(a.keeper.status()).toMatchObject({ repairs: { lease: 2 }, lastRepair: { what: "lease", detail: "This node's subnet key was deleted" } }));
     expect(a.keeper.status().problem).toBeUndefined();
   });
 
@@ -171,12 +171,12 @@ describe("etcd source: claiming", () => {
     await admin.put(key).value(lease("node-a", "192.168.50.11", "0e:00:00:00:00:ff")); // a wrong MAC, no lease
     await vi.waitFor(async () => expect((await stored()).value.toString()).toBe(ours.value.toString()));
     expect((await stored()).lease).toMatch(/^[1-9]\d*$/);
-    expect(a.keeper.status()).toMatchObject({ repairs: { lease: 1 }, lastRepair: { what: "lease", detail: expect.stringContaining("overwritten") } });
+    await vi.waitFor(() => expect(a.keeper.status()).toMatchObject({ repairs: { lease: 1 }, lastRepair: { what: "lease", detail: expect.stringContaining("overwritten") } }));
 
     // The same value detached from its lease (it would never expire): attached to a lease again.
     await admin.put(key).value(ours.value.toString());
     await vi.waitFor(async () => expect((await stored()).lease).toMatch(/^[1-9]\d*$/));
-    expect(a.keeper.status().repairs).toEqual({ lease: 2 });
+    await vi.waitFor(() => expect(a.keeper.status().repairs).toEqual({ lease: 2 }));
     expect(a.keeper.status().problem).toBeUndefined();
   });
 

@@ -301,6 +301,8 @@ describe("kube source: keeping this node's Node as claimed", () => {
     server.upsertNode(node);
   }
 
+  // The server has a patch as soon as it took it; the keeper counts the repair when it reads the answer, a moment
+  // later: hence vi.waitFor on the keeper's status after each change seen on the server.
   const patches = (server: FakeKubeApiServer, status = false) =>
     server.requests.filter((r) => r.method === "PATCH" && r.path.endsWith("/status") === status).length;
 
@@ -314,12 +316,12 @@ describe("kube source: keeping this node's Node as claimed", () => {
     await vi.waitFor(() => expect(server.getNode("node-self")!.metadata.annotations).toMatchObject(published), { timeout: 1_000, interval: 20 });
     expect(Date.now() - removed).toBeLessThan(1_000);
     expect(patches(server)).toBe(before + 1);
-    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1 }, lastRepair: { what: "annotations", detail: 'weft.dev/vtep-mac: missing → "0e:aa:bb:cc:dd:09"' } });
+    await vi.waitFor(() => expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1 }, lastRepair: { what: "annotations", detail: 'weft.dev/vtep-mac: missing → "0e:aa:bb:cc:dd:09"' } }));
     expect(source.keeper.status().problem).toBeUndefined();
 
     edit(server, (node) => (node.metadata.annotations!["weft.dev/public-ip"] = "192.168.50.99"));
     await vi.waitFor(() => expect(server.getNode("node-self")!.metadata.annotations).toMatchObject(published), { timeout: 1_000, interval: 20 });
-    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 2 }, lastRepair: { detail: 'weft.dev/public-ip: "192.168.50.99" → "192.168.50.9"' } });
+    await vi.waitFor(() => expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 2 }, lastRepair: { detail: 'weft.dev/public-ip: "192.168.50.99" → "192.168.50.9"' } }));
     // Other annotations are not ours to keep.
     edit(server, (node) => (node.metadata.annotations!["example.com/other"] = "x"));
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -333,7 +335,7 @@ describe("kube source: keeping this node's Node as claimed", () => {
     });
     setUnavailable("True");
     await vi.waitFor(() => expect(server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp), { timeout: 1_000, interval: 20 });
-    expect(source.keeper.status()).toMatchObject({ repairs: { condition: 1 }, lastRepair: { what: "condition", detail: "NetworkUnavailable status True → False" } });
+    await vi.waitFor(() => expect(source.keeper.status()).toMatchObject({ repairs: { condition: 1 }, lastRepair: { what: "condition", detail: "NetworkUnavailable status True → False" } }));
 
     source.keeper.setReady(false);
     setUnavailable("True");
@@ -341,7 +343,7 @@ describe("kube source: keeping this node's Node as claimed", () => {
     expect(server.getNode("node-self")!.status?.conditions).toContainEqual(expect.objectContaining({ type: "NetworkUnavailable", status: "True" }));
     source.keeper.setReady(true);
     await vi.waitFor(() => expect(server.getNode("node-self")!.status?.conditions).toContainEqual(networkUp), { timeout: 1_000, interval: 20 });
-    expect(source.keeper.status().repairs).toEqual({ condition: 2 });
+    await vi.waitFor(() => expect(source.keeper.status().repairs).toEqual({ condition: 2 }));
   });
 
   it("says its Node is gone while deleted, and publishes everything again on the re-created object", async () => {
@@ -359,7 +361,7 @@ describe("kube source: keeping this node's Node as claimed", () => {
       expect(node.status?.conditions).toContainEqual(networkUp);
     }, { timeout: 1_000, interval: 20 });
     expect(Date.now() - recreated).toBeLessThan(1_000);
-    expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1, condition: 1 } });
+    await vi.waitFor(() => expect(source.keeper.status()).toMatchObject({ repairs: { annotations: 1, condition: 1 } }));
     expect(source.keeper.status().problem).toBeUndefined();
     await vi.waitFor(() => expect(source.snapshot().nodes.map((n) => n.name)).toEqual(["node-b", "node-self"]));
   });

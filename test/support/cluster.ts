@@ -58,12 +58,19 @@ export class SimNode {
   #podCounter = 0;
   #agentCounter = 0;
 
-  constructor(name: string, index: number, ns: TestNetns, dir: string) {
+  /** This node's pin root for the eBPF datapath, on the cluster's own bpffs. */
+  readonly bpfDir: string;
+  /** The datapath its agent runs unless the test's flags say otherwise. */
+  readonly datapath: "kernel" | "ebpf";
+
+  constructor(name: string, index: number, ns: TestNetns, dir: string, options: { bpfRoot: string; datapath: "kernel" | "ebpf" }) {
     this.name = name;
     this.index = index;
     this.ns = ns;
     this.ip = `${UNDERLAY_PREFIX}.${10 + index}`;
     this.dir = dir;
+    this.bpfDir = path.join(options.bpfRoot, name);
+    this.datapath = options.datapath;
   }
 
   get conflist(): string {
@@ -87,6 +94,8 @@ export class SimNode {
       "--probe-interval", "1s",
       "--probe-timeout", "500ms",
       "--log-level", "debug",
+      "--datapath", this.datapath,
+      "--bpf-dir", this.bpfDir,
     ];
   }
 
@@ -197,6 +206,14 @@ export class SimNode {
     return { routes: routes.sort(), neighbours: neighbours.sort(), fdb: fdb.sort() };
   }
 
+  /** DEL through the real binary, then the pod's namespace goes. */
+  removePod(pod: SimPod): void {
+    const result = runPlugin(WEFT_BINARY, { command: "DEL", containerId: pod.containerId, netns: pod.ns.path, ifname: "eth0", stdin: this.pluginConf(), hostNetns: this.ns.path, path: "/usr/lib/cni" });
+    if (result.code !== 0) throw new Error(`${this.name}: DEL failed: ${result.stdout} ${result.stderr}`);
+    pod.ns.remove();
+    this.pods.splice(this.pods.indexOf(pod), 1);
+  }
+
   removePods(): void {
     for (const pod of this.pods.splice(0)) pod.ns.remove();
   }
@@ -205,6 +222,8 @@ export class SimNode {
 export interface ClusterOptions {
   label: string;
   nodes: number;
+  /** The agents' --datapath unless a test's flags say otherwise. Default kernel. */
+  datapath?: "kernel" | "ebpf";
 }
 
 /** A node's entry in the file source's node list: name, pod CIDR 10.244.<index>.0/24, public IP, then `extra`. */
@@ -224,17 +243,27 @@ export class SimCluster {
   readonly external: TestNetns;
   readonly nodes: SimNode[] = [];
   readonly dir: string;
+  /**
+   * A bpffs of the cluster's own, mounted on its temp dir and unmounted by close(): each node's agent pins under
+   * <bpfRoot>/<node>, as if each node had its own /sys/fs/bpf. The machine's /sys/fs/bpf is never used.
+   */
+  readonly bpfRoot: string;
+  readonly datapath: "kernel" | "ebpf";
   #closed = false;
 
-  private constructor(label: string) {
+  private constructor(label: string, datapath: "kernel" | "ebpf") {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${RUN_PREFIX}${label}-`));
+    this.datapath = datapath;
+    this.bpfRoot = path.join(this.dir, "bpf");
+    fs.mkdirSync(this.bpfRoot);
+    spawnSync("mount", ["-t", "bpf", "bpf", this.bpfRoot], { stdio: "ignore" });
     this.underlay = createTestNetns(`${label}-u`);
     this.external = createTestNetns(`${label}-x`);
   }
 
   /** Builds the underlay, the external host and `nodes` nodes (no agents yet). Call close() in afterAll. */
   static create(options: ClusterOptions): SimCluster {
-    const cluster = new SimCluster(options.label);
+    const cluster = new SimCluster(options.label, options.datapath ?? "kernel");
     try {
       const u = (...argv: string[]) => cluster.underlay.exec(argv);
       u("sysctl", "-qw", "net.ipv4.ip_forward=1");
@@ -261,7 +290,7 @@ export class SimCluster {
     const ns = createTestNetns(name);
     const dir = path.join(this.dir, name);
     fs.mkdirSync(dir, { recursive: true });
-    const node = new SimNode(name, index, ns, dir);
+    const node = new SimNode(name, index, ns, dir, { bpfRoot: this.bpfRoot, datapath: this.datapath });
     this.nodes.push(node);
     const port = `port${index}`;
     this.underlay.exec(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns.name]);
@@ -312,6 +341,7 @@ export class SimCluster {
     }
     this.external.remove();
     this.underlay.remove();
+    spawnSync("umount", [this.bpfRoot], { stdio: "ignore" });
     if (process.env.WEFT_KEEP_CLUSTER_DIR !== "1") fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

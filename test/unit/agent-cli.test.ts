@@ -188,6 +188,7 @@ function sampleState(): AgentState {
     reconcile: { runs: 7, fullRuns: 3, runsWithErrors: 1, opsApplied: { "replace-route": 1 }, lastRun: { at: "t", trigger: "resync", mode: "full", durationMs: 1.5, phasesMs: { desired: 0.5, plan: 0.5, apply: 0.5 }, operations: 0, failed: 0, planned: [], errors: [] }, recentErrors: [{ at: "t", error: "Cannot replace-route: EINVAL" }] },
     masq: { enabled: true, inPlace: true, problems: [], applied: 1, table: "inet weft" },
     files: { cniConfList: "/etc/cni/net.d/10-weft.conflist", subnetFile: "/run/weft/subnet.env", written: true, conflist: "{}" },
+    datapath: { mode: "kernel", reason: "--datapath kernel", problems: [] },
   };
 }
 
@@ -199,7 +200,7 @@ function viewOf(state: AgentState): MetricsView {
     sourceSynced: state.source.synced, sourceError: state.source.error !== undefined,
     nodes: { programmed: count("programmed"), skipped: count("skipped"), rejected: count("rejected") },
     objects: { route: state.kernel.routes, neighbour: state.kernel.neighbours, fdb: state.kernel.fdb },
-    reconcile: state.reconcile, localRecord: state.source.localRecord, probes: state.peers.flatMap((p) => p.probes),
+    reconcile: state.reconcile, localRecord: state.source.localRecord, probes: state.peers.flatMap((p) => p.probes), datapath: state.datapath,
   };
 }
 

@@ -14,7 +14,7 @@ const local: LocalNode = { node: nodeA, underlay: { index: 2, name: "eth0", mtu:
 describe("VxlanBackend", () => {
   it("describes weft.<VNI>: port 8472, local = node IP, MTU = underlay − 50, address = subnet network /32", () => {
     expect(new VxlanBackend({ mac: MAC_A }).localDevice(local)).toEqual({
-      name: "weft.1", vni: 1, port: 8472, local: "192.168.1.1", underlayIndex: 2, mtu: 1450, mac: MAC_A, addresses: ["10.244.1.0/32"],
+      name: "weft.1", vni: 1, port: 8472, local: "192.168.1.1", underlayIndex: 2, mtu: 1450, mac: MAC_A, addresses: ["10.244.1.0/32"], external: false,
     });
   });
 

@@ -58,7 +58,7 @@ function applyToObserved(observed: ObservedState, ops: readonly Op[]): ObservedS
         state.linkIndexes[s.name] = index;
         state.vteps.push({
           index, name: s.name, kind: "vxlan", mtu: s.mtu, mac: s.mac, up: false, flags: 0, addresses: [],
-          vxlan: { vni: s.vni, port: s.port, local: s.local, learning: false, underlayIndex: s.underlayIndex },
+          vxlan: s.external ? { vni: 0, port: s.port, learning: false, external: true } : { vni: s.vni, port: s.port, local: s.local, learning: false, underlayIndex: s.underlayIndex, external: false },
         });
         break;
       }
@@ -138,7 +138,7 @@ describe("plan (vxlan)", () => {
     ]);
     expect(ops[0]).toEqual({
       kind: "create-vtep",
-      spec: { name: "weft.1", vni: 1, port: 8472, local: "192.168.1.1", underlayIndex: UNDERLAY_INDEX, mtu: 1450, mac: MAC_A, addresses: ["10.244.1.0/32"] },
+      spec: { name: "weft.1", vni: 1, port: 8472, local: "192.168.1.1", underlayIndex: UNDERLAY_INDEX, mtu: 1450, mac: MAC_A, addresses: ["10.244.1.0/32"], external: false },
     });
     expect(ops[1]).toEqual({ kind: "set-link", name: "weft.1", changes: { up: true } });
     expect(ops[3]).toEqual({ kind: "replace-neighbour", neighbour: { node: "node-b", device: "weft.1", ip: "10.244.2.0", mac: MAC_B } });

@@ -1,0 +1,32 @@
+// What an eBPF run leaves, removed: for kernel mode after ebpf (a mode switch across a restart) and for
+// `weft-agent uninstall`. Links first (unpinning a link detaches its program at once), then programs and maps,
+// then the endpoint records. Only weft's names under weft's pin root are touched.
+import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import path from "node:path";
+import { PINS } from "../../native/bpf/maps";
+
+const OURS: readonly string[] = [PINS.fromPod, PINS.fromTunnel, PINS.toTunnel, PINS.endpoints, PINS.nodes, PINS.config, PINS.counters];
+
+/** Returns the pins it removed (paths), for the log. */
+export function removeEbpfState(options: { bpfDir: string; endpointsDir: string }): string[] {
+  const removed: string[] = [];
+  const links = path.join(options.bpfDir, PINS.links);
+  if (existsSync(links)) {
+    for (const name of readdirSync(links)) {
+      if (!/-(ingress|egress)$/.test(name)) continue;
+      rmSync(path.join(links, name), { force: true });
+      removed.push(path.join(links, name));
+    }
+    if (readdirSync(links).length === 0) rmdirSync(links);
+  }
+  for (const name of OURS) {
+    const pin = path.join(options.bpfDir, name);
+    if (!existsSync(pin)) continue;
+    rmSync(pin, { force: true });
+    removed.push(pin);
+  }
+  if (existsSync(options.endpointsDir)) {
+    for (const name of readdirSync(options.endpointsDir)) if (name.endsWith(".json")) rmSync(path.join(options.endpointsDir, name), { force: true });
+  }
+  return removed;
+}

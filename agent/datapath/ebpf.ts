@@ -1,0 +1,356 @@
+// The eBPF datapath (ARCHITECTURE.md, "The eBPF datapath"): the agent's side. At start it loads the objects
+// built by scripts/build-bpf.mjs with libbpf and pins programs and maps under the pin root; after every reconcile
+// run it brings what the programs read in line with the desired state, like a route deleted by hand:
+//   - weft_config: this node's VTEP (ifindex, VNI, MAC);
+//   - the VTEP's two tcx links (from_tunnel on ingress, to_tunnel on egress), pinned;
+//   - weft_nodes: each remote pod CIDR → that node's IP and VTEP MAC;
+//   - the endpoints the plugin recorded: their entries in weft_endpoints and their from_pod links, restored when
+//     missing, removed when their veth is gone.
+// Pins survive the agent (SIGKILL included): forwarding never depends on the agent running.
+import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import path from "node:path";
+import { ensureBpffs } from "../../native/bpf/bpffs";
+import { BpfObject, setLibbpfLogger } from "../../native/bpf/libbpf";
+import {
+  COUNTERS, decodeEndpoint, decodeLpmKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, MAPS_VERSION, PINS,
+  SIZES, sumPerCpu, type CounterName,
+} from "../../native/bpf/maps";
+import {
+  linkCreateTcx, linkUpdate, mapDelete, mapKeys, mapLookup, mapUpdate, objGet, objInfo, objPin, possibleCpus, type TcxDirection,
+} from "../../native/bpf/syscall";
+import { isErrno } from "../../native/errors";
+import { getLink, listLinks, type NetlinkSocket } from "../../native/netlink";
+import type { EndpointRecord } from "../../cni/fast-path";
+import { endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
+import { parseHostVethAlias } from "../../cni/host-veth";
+import type { Logger } from "../log";
+import type { DesiredState } from "../reconcile";
+
+/** The programs, by the object that holds them and the pin they get. */
+const PROGRAMS = [
+  { object: "from_pod.o", name: "weft_from_pod", pin: PINS.fromPod },
+  { object: "vtep.o", name: "weft_from_tunnel", pin: PINS.fromTunnel },
+  { object: "vtep.o", name: "weft_to_tunnel", pin: PINS.toTunnel },
+] as const;
+const MAPS = [
+  { pin: PINS.endpoints, keySize: SIZES.addr, valueSize: SIZES.endpoint },
+  { pin: PINS.nodes, keySize: SIZES.lpmKey, valueSize: SIZES.node },
+  { pin: PINS.config, keySize: 4, valueSize: SIZES.config },
+  { pin: PINS.counters, keySize: 4, valueSize: 8 },
+] as const;
+
+export interface EbpfDatapathOptions {
+  /** Where programs, maps and links are pinned (a bpffs, mounted if needed). */
+  bpfDir: string;
+  /** Where the plugin records endpoints. */
+  endpointsDir: string;
+  /** Where the built objects are (from_pod.o, vtep.o). */
+  objectsDir: string;
+  vni: number;
+  logger: Logger;
+}
+
+export interface EbpfStatus {
+  bpfDir: string;
+  programs: Record<string, number>;
+  endpoints: { recorded: number; attached: number; entries: number; capacity: number; onKernelPath: string[] };
+  nodes: { entries: number; capacity: number };
+  vtep: { ingress: boolean; egress: boolean };
+  counters: Partial<Record<CounterName, number>>;
+}
+
+export class BpfPinConflictError extends Error {
+  readonly code = "ERR_BPF_PIN_CONFLICT";
+  constructor(message: string) {
+    super(message);
+    this.name = "BpfPinConflictError";
+  }
+}
+
+export class EbpfDatapath {
+  readonly #o: EbpfDatapathOptions;
+  /** The loaded programs' IDs, by pin name: what an attachment must run. */
+  #programIds = new Map<string, number>();
+  /** weft_nodes as last written: CIDR → encoded value (hex), to apply only differences between full reads. */
+  #nodes = new Map<string, string>();
+  #vtep = { ingress: false, egress: false };
+  #endpoints = { recorded: 0, attached: 0, onKernelPath: [] as string[] };
+
+  constructor(options: EbpfDatapathOptions) {
+    this.#o = options;
+  }
+
+  get bpfDir(): string {
+    return this.#o.bpfDir;
+  }
+
+  /**
+   * Mounts bpffs if needed, refuses pins that are not weft's, replaces maps of another layout, loads both objects
+   * (maps pinned by name, reused when they match) and pins the programs, replacing older ones atomically (rename).
+   */
+  load(): void {
+    const dir = this.#o.bpfDir;
+    ensureBpffs(dir);
+    this.#checkPins();
+    setLibbpfLogger((level, message) => {
+      if (level !== "debug") this.#o.logger.debug("libbpf", { level, message: message.trimEnd() });
+    });
+    try {
+      const objects = new Map<string, BpfObject>();
+      try {
+        for (const file of new Set(PROGRAMS.map((p) => p.object))) {
+          const bytes = readFileSync(path.join(this.#o.objectsDir, file));
+          const object = BpfObject.open(bytes, { name: file.replace(/\.o$/, ""), pinRoot: dir });
+          objects.set(file, object);
+          object.load();
+        }
+        for (const program of PROGRAMS) {
+          const object = objects.get(program.object)!;
+          const pin = path.join(dir, program.pin);
+          const fresh = `${pin}_new`; // bpffs refuses names with a dot
+          rmSync(fresh, { force: true });
+          object.pinProgram(program.name, fresh);
+          renameSync(fresh, pin);
+          this.#programIds.set(program.pin, programId(pin));
+        }
+      } finally {
+        for (const object of objects.values()) object.close();
+      }
+    } finally {
+      setLibbpfLogger(undefined);
+    }
+    this.#o.logger.info("Loaded the eBPF datapath", { bpfDir: dir, programs: Object.fromEntries(this.#programIds) });
+  }
+
+  /** Brings maps and attachments in line with `desired`; returns what could not be done (errors of the run). */
+  sync(sock: NetlinkSocket, desired: DesiredState, options: { full: boolean }): string[] {
+    const problems: string[] = [];
+    const attempt = (what: string, fn: () => void): void => {
+      try {
+        fn();
+      } catch (error) {
+        problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
+    if (desired.vtep && !vtep) problems.push(`eBPF datapath: the VTEP ${desired.vtep.name} does not exist`);
+    if (vtep && desired.vtep) {
+      const spec = desired.vtep;
+      attempt("eBPF datapath: weft_config", () => this.#writeConfig({ vtepIfindex: vtep.index, vni: spec.vni, vtepMac: spec.mac, zeroChecksum: true }));
+      attempt("eBPF datapath: VTEP ingress", () => (this.#vtep.ingress = this.#ensureLink(vtep.index, vtep.name, "ingress", PINS.fromTunnel)));
+      attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureLink(vtep.index, vtep.name, "egress", PINS.toTunnel)));
+    }
+    attempt("eBPF datapath: weft_nodes", () => this.#syncNodes(desired, options.full));
+    attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock));
+    return problems;
+  }
+
+  /** Lines for the subnet file: the plugin puts pods on the fast path when they are there. */
+  subnetFileEntries(): Record<string, string> {
+    return { WEFT_DATAPATH: "ebpf", WEFT_BPF_DIR: this.#o.bpfDir, WEFT_ENDPOINTS_DIR: this.#o.endpointsDir };
+  }
+
+  status(): EbpfStatus {
+    const counters: Partial<Record<CounterName, number>> = {};
+    let entries = { endpoints: 0, nodes: 0 };
+    try {
+      withMap(path.join(this.#o.bpfDir, PINS.counters), (fd) => {
+        const size = 8 * possibleCpus();
+        COUNTERS.forEach((name, index) => {
+          const key = Buffer.alloc(4);
+          key.writeUInt32LE(index);
+          const value = mapLookup(fd, key, size);
+          counters[name] = value ? Number(sumPerCpu(value)) : 0;
+        });
+      });
+      entries = {
+        endpoints: withMap(path.join(this.#o.bpfDir, PINS.endpoints), (fd) => [...mapKeys(fd, SIZES.addr)].length),
+        nodes: this.#nodes.size,
+      };
+    } catch {
+      // Pins gone (uninstalled under us): the status says so through zero counts.
+    }
+    return {
+      bpfDir: this.#o.bpfDir,
+      programs: Object.fromEntries(this.#programIds),
+      endpoints: { ...this.#endpoints, entries: entries.endpoints, capacity: 8192 },
+      nodes: { entries: entries.nodes, capacity: 16384 },
+      vtep: { ...this.#vtep },
+      counters,
+    };
+  }
+
+  /** A pin of ours that holds something else (another program's map or program) is refused, never replaced. */
+  #checkPins(): void {
+    const dir = this.#o.bpfDir;
+    for (const map of MAPS) {
+      const pin = path.join(dir, map.pin);
+      if (!existsSync(pin)) continue;
+      const info = withFd(pin, objInfo);
+      if (info.kind !== "map" || !map.pin.startsWith(info.name)) {
+        throw new BpfPinConflictError(`Cannot load the eBPF datapath: ${pin} holds ${info.kind === "map" ? `map "${info.name}"` : `a ${info.kind}`}, not weft's ${map.pin}; remove it if it is not in use`);
+      }
+      if (info.keySize !== map.keySize || info.valueSize !== map.valueSize) {
+        // An older agent's layout: new maps replace it; the programs and links keep the old ones until swapped.
+        this.#o.logger.warn("Replacing a pinned map of another layout", { pin, keySize: info.keySize, valueSize: info.valueSize });
+        unlinkSync(pin);
+      }
+    }
+    for (const program of PROGRAMS) {
+      const pin = path.join(dir, program.pin);
+      if (!existsSync(pin)) continue;
+      const info = withFd(pin, objInfo);
+      if (info.kind !== "prog" || !program.name.startsWith(info.name)) {
+        throw new BpfPinConflictError(`Cannot load the eBPF datapath: ${pin} holds ${info.kind === "prog" ? `program "${info.name}"` : `a ${info.kind}`}, not weft's ${program.name}; remove it if it is not in use`);
+      }
+    }
+    const config = path.join(dir, PINS.config);
+    if (existsSync(config)) {
+      const version = withMap(config, (fd) => mapLookup(fd, Buffer.alloc(4), SIZES.config)?.readUInt32LE(20) ?? 0);
+      if (version !== 0 && version !== MAPS_VERSION) {
+        this.#o.logger.warn("Replacing the maps of another datapath version", { version, ours: MAPS_VERSION });
+        for (const map of MAPS) rmSync(path.join(dir, map.pin), { force: true });
+      }
+    }
+  }
+
+  #writeConfig(config: Parameters<typeof encodeConfig>[0]): void {
+    const value = encodeConfig(config);
+    withMap(path.join(this.#o.bpfDir, PINS.config), (fd) => {
+      const key = Buffer.alloc(4);
+      if (!mapLookup(fd, key, SIZES.config)?.equals(value)) mapUpdate(fd, key, value);
+    });
+  }
+
+  /**
+   * The tcx link of `program` on a device, pinned as <device>-<direction>: kept when it runs our program on this
+   * device, updated to the new program after an upgrade, made anew when missing or stale.
+   */
+  #ensureLink(ifindex: number, device: string, direction: TcxDirection, program: string): boolean {
+    const pin = linkPin(this.#o.bpfDir, device, direction);
+    const wanted = this.#programIds.get(program)!;
+    if (existsSync(pin)) {
+      const info = withFd(pin, objInfo);
+      if (info.kind === "link" && info.ifindex === ifindex) {
+        if (info.progId === wanted) return true;
+        withFd(pin, (link) => withFd(path.join(this.#o.bpfDir, program), (prog) => linkUpdate(link, prog)));
+        return true;
+      }
+      unlinkSync(pin); // its device is gone (a recreated VTEP): the link is defunct
+    }
+    mkdirSync(path.dirname(pin), { recursive: true, mode: 0o700 });
+    withFd(path.join(this.#o.bpfDir, program), (prog) => {
+      const link = linkCreateTcx(prog, ifindex, direction);
+      try {
+        objPin(link, pin);
+      } finally {
+        closeSync(link);
+      }
+    });
+    this.#o.logger.info("Attached an eBPF program", { device, direction, program });
+    return true;
+  }
+
+  /** weft_nodes ← every programmed remote pod CIDR. Full runs read the map (hand edits); others use what we wrote. */
+  #syncNodes(desired: DesiredState, full: boolean): void {
+    const wanted = new Map<string, string>();
+    for (const objects of desired.byNode.values()) {
+      for (const tunnel of objects.tunnels ?? []) wanted.set(tunnel.cidr, encodeNode({ ip: tunnel.remote, vtepMac: tunnel.vtepMac }).toString("hex"));
+    }
+    withMap(path.join(this.#o.bpfDir, PINS.nodes), (fd) => {
+      if (full) {
+        this.#nodes.clear();
+        for (const key of mapKeys(fd, SIZES.lpmKey)) {
+          const value = mapLookup(fd, key, SIZES.node);
+          if (value) this.#nodes.set(decodeLpmKey(key), value.toString("hex"));
+        }
+      }
+      for (const [cidr, value] of wanted) {
+        if (this.#nodes.get(cidr) === value) continue;
+        mapUpdate(fd, encodeLpmKey(cidr), Buffer.from(value, "hex"));
+        this.#nodes.set(cidr, value);
+      }
+      for (const cidr of [...this.#nodes.keys()]) {
+        if (wanted.has(cidr)) continue;
+        mapDelete(fd, encodeLpmKey(cidr));
+        this.#nodes.delete(cidr);
+      }
+    });
+  }
+
+  /**
+   * The endpoints the plugin recorded: a record whose veth is gone is removed with its entries and link; a live
+   * one gets back a missing entry or link. Entries of veths without a record are removed.
+   */
+  #syncEndpoints(sock: NetlinkSocket): void {
+    const dir = this.#o.endpointsDir;
+    const config = { bpfDir: this.#o.bpfDir, endpointsDir: dir };
+    const links = new Map(listLinks(sock).map((link) => [link.name, link]));
+    const live = new Map<number, EndpointRecord>();
+    const onKernelPath: string[] = [];
+    let recorded = 0;
+    let attached = 0;
+    const names = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".json")) : [];
+    withMap(path.join(this.#o.bpfDir, PINS.endpoints), (endpoints) => {
+      for (const name of names) {
+        const hostVeth = name.slice(0, -".json".length);
+        const record = readEndpointRecord(config, hostVeth);
+        const link = links.get(hostVeth);
+        if (!record || !link || link.index !== record.ifindex) {
+          // The pod is gone (DEL never came, or the record is unreadable): forget it.
+          rmSync(path.join(dir, name), { force: true });
+          rmSync(endpointLinkPin(config, hostVeth), { force: true });
+          continue;
+        }
+        recorded++;
+        live.set(record.ifindex, record);
+        const value = encodeEndpoint({ ifindex: record.ifindex, mac: record.mac, gatewayMac: record.gatewayMac });
+        try {
+          for (const ip of record.ips) {
+            const key = encodeAddr(ip);
+            if (!mapLookup(endpoints, key, SIZES.endpoint)?.equals(value)) mapUpdate(endpoints, key, value);
+          }
+          this.#ensureLink(record.ifindex, hostVeth, "ingress", PINS.fromPod);
+          attached++;
+        } catch (error) {
+          // The map full (E2BIG), or the veth going away: the pod keeps the kernel path, and status lists it.
+          onKernelPath.push(`${record.containerId}/${record.ifname}: ${isErrno(error, "E2BIG") ? "endpoint map full" : (error as Error).message}`);
+        }
+      }
+      // Pods of this node without a record: made before the eBPF datapath (kernel mode), or by an ADD that
+      // could not write it. They work, on the kernel path; say so.
+      const recordedVeths = new Set([...live.values()].map((r) => r.hostVeth));
+      for (const link of links.values()) {
+        const owner = parseHostVethAlias(link.alias);
+        if (owner && !recordedVeths.has(link.name)) onKernelPath.push(`${owner.containerId}/${owner.ifname}: no endpoint record (created before the eBPF datapath?)`);
+      }
+      for (const key of [...mapKeys(endpoints, SIZES.addr)]) {
+        const value = mapLookup(endpoints, key, SIZES.endpoint);
+        if (value && !live.has(decodeEndpoint(value).ifindex)) mapDelete(endpoints, key);
+      }
+    });
+    if (onKernelPath.length > this.#endpoints.onKernelPath.length) this.#o.logger.warn("Pods on the kernel path", { pods: onKernelPath.slice(0, 20) });
+    this.#endpoints = { recorded, attached, onKernelPath };
+  }
+}
+
+function withFd<T>(pin: string, fn: (fd: number) => T): T {
+  const fd = objGet(pin);
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const withMap = withFd;
+
+/** A device's tcx link pin: <links>/<device>-<direction>, dots replaced (bpffs refuses names with a dot). */
+export function linkPin(bpfDir: string, device: string, direction: TcxDirection): string {
+  return path.join(bpfDir, PINS.links, `${device.replaceAll(".", "_")}-${direction}`);
+}
+
+function programId(pin: string): number {
+  const info = withFd(pin, objInfo);
+  return info.id;
+}

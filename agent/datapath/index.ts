@@ -1,0 +1,82 @@
+// The datapath mode (--datapath): how pod packets cross this node.
+//   kernel  flannel's path: bridge → routing → VXLAN device with route/ARP/FDB (or host-gw routes).
+//   ebpf    tc programs on the pods' host veths and the VTEP (./ebpf.ts); the kernel path stays the fallback for
+//           what the programs do not handle. vxlan only: host-gw keeps the kernel path.
+//   auto    ebpf where this node has what it needs, else kernel, with the reason shown.
+// Switching across a restart converges: kernel mode removes what an ebpf run pinned (./cleanup.ts), and the
+// backend builds the VTEP in the other form (collect-metadata or not), which the reconciler recreates.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BackendType } from "../model";
+
+export type DatapathFlag = "kernel" | "ebpf" | "auto";
+export type DatapathMode = "kernel" | "ebpf";
+
+export const DEFAULT_BPF_DIR = "/sys/fs/bpf/weft";
+
+/** Where the plugin records endpoints for the agent: <state dir>/endpoints. */
+export function endpointsDirOf(stateDir: string): string {
+  return path.join(stateDir, "endpoints");
+}
+
+export class DatapathError extends Error {
+  readonly code = "ERR_DATAPATH";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "DatapathError";
+  }
+}
+
+export interface DatapathChoice {
+  mode: DatapathMode;
+  /** Why: "--datapath ebpf", or for auto the feature that decided. */
+  reason: string;
+}
+
+/** What the eBPF datapath needs from this node, as a list of what is missing (empty: all there). */
+export function missingForEbpf(options: { backend: BackendType; objectsDir: string }): string[] {
+  const missing: string[] = [];
+  if (options.backend !== "vxlan") missing.push(`the ${options.backend} backend (the eBPF datapath is for vxlan)`);
+  if (!existsSync("/sys/kernel/btf/vmlinux")) missing.push("kernel BTF (/sys/kernel/btf/vmlinux)");
+  if (!existsSync("/sys/fs/bpf")) missing.push("a bpf filesystem mount point (/sys/fs/bpf)");
+  if (!kernelAtLeast(6, 6)) missing.push(`tcx (Linux 6.6 or later; this is ${kernelRelease()})`);
+  for (const object of ["from_pod.o", "vtep.o"]) {
+    if (!existsSync(path.join(options.objectsDir, object))) missing.push(`the datapath's object ${path.join(options.objectsDir, object)}`);
+  }
+  return missing;
+}
+
+/** --datapath and this node → the mode. `ebpf` with something missing is an error naming it. */
+export function chooseDatapath(flag: DatapathFlag, options: { backend: BackendType; objectsDir: string }): DatapathChoice {
+  if (flag === "kernel") return { mode: "kernel", reason: "--datapath kernel" };
+  const missing = missingForEbpf(options);
+  if (flag === "ebpf") {
+    if (missing.length > 0) throw new DatapathError(`Cannot use --datapath ebpf: this node lacks ${missing.join(", ")}`);
+    return { mode: "ebpf", reason: "--datapath ebpf" };
+  }
+  return missing.length === 0 ? { mode: "ebpf", reason: "auto: this node has what the eBPF datapath needs" } : { mode: "kernel", reason: `auto: no ${missing.join(", no ")}` };
+}
+
+/** Where the built objects are: beside the agent's bundle (dist/agent/bpf, /opt/weft/agent/bpf), else the checkout's build. */
+export function defaultObjectsDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, "bpf");
+  if (existsSync(beside)) return beside;
+  return path.resolve(here, "../../dist/agent/bpf");
+}
+
+function kernelRelease(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(kernelRelease());
+  if (!match) return false;
+  const [have, haveMinor] = [Number(match[1]), Number(match[2])];
+  return have > major || (have === major && haveMinor >= minor);
+}

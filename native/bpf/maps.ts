@@ -1,0 +1,180 @@
+// The map layouts of native/bpf/weft.h, field by field, as the agent and the plugin write and read them. Pure
+// byte encoding: the syscalls are in ./syscall.ts. An integration test checks these sizes against the objects'
+// BTF (test/integration/bpf-datapath.test.ts), so the two cannot drift apart unnoticed.
+//
+// Addresses are 16 bytes in network order, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d); an IPv4 CIDR of length n is
+// an LPM prefix of 96 + n. Numbers are in the host's byte order (little-endian here), as the programs read them.
+import { formatIp, parseCidr, writeIp, type IpFamily } from "../addresses";
+
+/** WEFT_MAPS_VERSION: pins of another version are replaced by the agent at start. */
+export const MAPS_VERSION = 1;
+
+/** The pinned objects, by name under the pin root (maps pinned by libbpf by name; programs and links by the agent and plugin). */
+export const PINS = {
+  endpoints: "weft_endpoints",
+  nodes: "weft_nodes",
+  config: "weft_config",
+  counters: "weft_counters",
+  fromPod: "prog_from_pod",
+  fromTunnel: "prog_from_tunnel",
+  toTunnel: "prog_to_tunnel",
+  /** Directory of the tcx links, one per attachment: "<device>-ingress" (bpffs names cannot hold a dot). */
+  links: "links",
+} as const;
+
+export const SIZES = { addr: 16, endpoint: 20, lpmKey: 20, node: 24, config: 24 } as const;
+
+export const WEFT_NODE_IPV6 = 1;
+export const WEFT_CONFIG_READY = 1;
+export const WEFT_CONFIG_ZERO_CSUM = 2;
+
+/** enum weft_counter, in order. */
+export const COUNTERS = [
+  "from_pod_local", "from_pod_remote", "from_pod_pass_miss", "from_pod_pass_nat", "from_pod_pass_not_ip", "from_pod_pass_mtu",
+  "from_pod_pass_not_ready", "from_pod_pass_error",
+  "from_tunnel_local", "from_tunnel_pass_miss", "from_tunnel_pass_nat", "from_tunnel_pass_not_ip", "from_tunnel_pass_not_ready",
+  "from_tunnel_pass_error",
+  "to_tunnel_keyed", "to_tunnel_had_key", "to_tunnel_drop_miss", "to_tunnel_drop_not_ip", "to_tunnel_drop_error",
+] as const;
+export type CounterName = (typeof COUNTERS)[number];
+
+export class MapEncodingError extends Error {
+  readonly code = "ERR_BPF_MAP_ENCODING";
+  constructor(message: string) {
+    super(message);
+    this.name = "MapEncodingError";
+  }
+}
+
+/** Writes `ip` as 16 bytes at `offset` (IPv4 mapped); returns its family. */
+function writeAddr(buffer: Buffer, offset: number, ip: string): IpFamily {
+  buffer.fill(0, offset, offset + 16);
+  if (ip.includes(":")) {
+    if (writeIp(buffer, offset, ip) !== 6) throw new MapEncodingError(`Not an IP address: "${ip}"`);
+    return 6;
+  }
+  if (writeIp(buffer, offset + 12, ip) !== 4) throw new MapEncodingError(`Not an IP address: "${ip}"`);
+  buffer[offset + 10] = 0xff;
+  buffer[offset + 11] = 0xff;
+  return 4;
+}
+
+function readAddr(buffer: Buffer, offset: number): string {
+  const mapped = buffer.subarray(offset, offset + 10).every((b) => b === 0) && buffer[offset + 10] === 0xff && buffer[offset + 11] === 0xff;
+  return mapped ? formatIp(buffer, offset + 12, 4) : formatIp(buffer, offset, 6);
+}
+
+function writeMac(buffer: Buffer, offset: number, mac: string): void {
+  const parts = mac.split(":");
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new MapEncodingError(`Not a MAC address: "${mac}"`);
+  parts.forEach((p, i) => (buffer[offset + i] = Number.parseInt(p, 16)));
+}
+
+function readMac(buffer: Buffer, offset: number): string {
+  return [...buffer.subarray(offset, offset + 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+/** struct weft_addr: the key of weft_endpoints. */
+export function encodeAddr(ip: string): Buffer {
+  const key = Buffer.alloc(SIZES.addr);
+  writeAddr(key, 0, ip);
+  return key;
+}
+
+export function decodeAddr(key: Buffer): string {
+  return readAddr(key, 0);
+}
+
+export interface Endpoint {
+  /** The pod's host-side veth. */
+  ifindex: number;
+  /** The pod's eth0. */
+  mac: string;
+  /** Its bridge's: the source MAC the pod sees on what the datapath delivers. */
+  gatewayMac: string;
+  flags?: number;
+}
+
+/** struct weft_endpoint. */
+export function encodeEndpoint(endpoint: Endpoint): Buffer {
+  const value = Buffer.alloc(SIZES.endpoint);
+  value.writeUInt32LE(endpoint.ifindex, 0);
+  writeMac(value, 4, endpoint.mac);
+  writeMac(value, 10, endpoint.gatewayMac);
+  value.writeUInt32LE(endpoint.flags ?? 0, 16);
+  return value;
+}
+
+export function decodeEndpoint(value: Buffer): Endpoint {
+  return { ifindex: value.readUInt32LE(0), mac: readMac(value, 4), gatewayMac: readMac(value, 10), flags: value.readUInt32LE(16) };
+}
+
+/** struct weft_lpm_key for a CIDR. */
+export function encodeLpmKey(cidr: string): Buffer {
+  const parsed = parseCidr(cidr);
+  if (!parsed) throw new MapEncodingError(`Not a CIDR: "${cidr}"`);
+  const key = Buffer.alloc(SIZES.lpmKey);
+  const family = writeAddr(key, 4, parsed.network.split("/")[0]!);
+  key.writeUInt32LE(family === 4 ? 96 + parsed.prefixLength : parsed.prefixLength, 0);
+  return key;
+}
+
+/** The CIDR an LPM key holds, as the agent writes them ("10.244.3.0/24"). */
+export function decodeLpmKey(key: Buffer): string {
+  const length = key.readUInt32LE(0);
+  const address = readAddr(key, 4);
+  return `${address}/${address.includes(":") ? length : length - 96}`;
+}
+
+export interface NodeEntry {
+  /** The node's underlay address. */
+  ip: string;
+  vtepMac: string;
+}
+
+/** struct weft_node. */
+export function encodeNode(node: NodeEntry): Buffer {
+  const value = Buffer.alloc(SIZES.node);
+  const family = writeAddr(value, 0, node.ip);
+  writeMac(value, 16, node.vtepMac);
+  value.writeUInt16LE(family === 6 ? WEFT_NODE_IPV6 : 0, 22);
+  return value;
+}
+
+export function decodeNode(value: Buffer): NodeEntry {
+  return { ip: readAddr(value, 0), vtepMac: readMac(value, 16) };
+}
+
+export interface DatapathConfig {
+  vtepIfindex: number;
+  vni: number;
+  vtepMac: string;
+  /** Zero UDP checksums on IPv4 tunnels, as flannel's VTEPs send. */
+  zeroChecksum: boolean;
+}
+
+/** struct weft_config, marked ready. */
+export function encodeConfig(config: DatapathConfig): Buffer {
+  const value = Buffer.alloc(SIZES.config);
+  value.writeUInt32LE(WEFT_CONFIG_READY | (config.zeroChecksum ? WEFT_CONFIG_ZERO_CSUM : 0), 0);
+  value.writeUInt32LE(config.vtepIfindex, 4);
+  value.writeUInt32LE(config.vni, 8);
+  writeMac(value, 12, config.vtepMac);
+  value.writeUInt32LE(MAPS_VERSION, 20);
+  return value;
+}
+
+export function decodeConfig(value: Buffer): DatapathConfig & { ready: boolean; version: number } {
+  const flags = value.readUInt32LE(0);
+  return {
+    ready: (flags & WEFT_CONFIG_READY) !== 0, zeroChecksum: (flags & WEFT_CONFIG_ZERO_CSUM) !== 0,
+    vtepIfindex: value.readUInt32LE(4), vni: value.readUInt32LE(8), vtepMac: readMac(value, 12), version: value.readUInt32LE(20),
+  };
+}
+
+/** Sums a per-CPU counter's value (one u64 per possible CPU). */
+export function sumPerCpu(value: Buffer): bigint {
+  let total = 0n;
+  for (let offset = 0; offset + 8 <= value.length; offset += 8) total += value.readBigUInt64LE(offset);
+  return total;
+}
