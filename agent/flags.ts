@@ -9,6 +9,7 @@
 // below is the single description of each: the help text, docs/configuration.md and the manifest's test read it.
 
 import { parseArgs as parseArgv, type ParseArgsOptionsConfig } from "node:util";
+import { FlagError } from "./errors";
 
 export type Command = "run" | "status" | "uninstall" | "install-cni" | "version" | "help";
 export const COMMANDS: readonly Command[] = ["run", "status", "uninstall", "install-cni", "version", "help"];
@@ -62,14 +63,6 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "log-level", env: "WEFT_LOG_LEVEL", kind: "string", default: "info", commands: RUN, help: "debug, info, warn or error" },
   { name: "json", kind: "boolean", default: "false", commands: ["status"], help: "status: print the raw /debug/state JSON" },
 ];
-
-export class FlagError extends Error {
-  readonly code = "ERR_FLAGS";
-  constructor(message: string) {
-    super(message);
-    this.name = "FlagError";
-  }
-}
 
 export interface ParsedArgs {
   command: Command;

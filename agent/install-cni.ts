@@ -4,14 +4,7 @@
 // identical file is left alone.
 import fs from "node:fs";
 import path from "node:path";
-
-export class InstallError extends Error {
-  readonly code = "ERR_INSTALL_CNI";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "InstallError";
-  }
-}
+import { InstallError } from "./errors";
 
 /** Returns "installed" or "unchanged". */
 export function installCni(source: string, binDir: string): "installed" | "unchanged" {

@@ -8,10 +8,12 @@ import { Agent } from "./daemon";
 import { AgentMetrics } from "./debug/metrics";
 import { chooseDatapath, DatapathError, defaultObjectsDir, type DatapathChoice, type DatapathFlag } from "./datapath";
 import { DebugServer } from "./debug/server";
-import { FLAGS, FlagError, parseArgs, renderHelp, type ParsedArgs } from "./flags";
+import { FlagError, UsageError } from "./errors";
+import { FLAGS, parseArgs, renderHelp, type ParsedArgs } from "./flags";
 import { installCni } from "./install-cni";
 import { log, setLogLevel, type LogLevel } from "./log";
-import { NetworkConfigError, parseNetworkConfig } from "./network-config";
+import { NetworkConfigError } from "./errors";
+import { parseNetworkConfig } from "./network-config";
 import type { NetworkConfig } from "./model";
 import { createNodeSource, type NodeSourceOptions } from "./sources";
 import { fetchState, renderStatus } from "./status";
@@ -19,8 +21,6 @@ import { uninstall } from "./uninstall";
 
 declare const WEFT_VERSION: string | undefined;
 const VERSION = typeof WEFT_VERSION === "string" ? WEFT_VERSION : "dev";
-
-class UsageError extends Error {}
 
 /** Writes to stdout and waits until it is flushed: process.exit right after a large write would cut a pipe short. */
 function print(text: string): Promise<void> {

@@ -18,20 +18,13 @@ import { parseCidr, type Cidr, type IpFamily } from "../native/addresses";
 import { KUBE_PROXY_MASQ_MARK } from "../native/marks";
 import type { Logger } from "./log";
 import type { NetworkConfig } from "./model";
+import { MasqError } from "./errors";
 
 export const MASQ_TABLE_FAMILY = "inet";
 export const MASQ_TABLE = "weft";
 const MULTICAST: Record<IpFamily, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };
 const TABLE = `${MASQ_TABLE_FAMILY} ${MASQ_TABLE}`;
 const DEFAULT_TIMEOUT_MS = 10_000;
-
-export class MasqError extends Error {
-  readonly code = "ERR_MASQ";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "MasqError";
-  }
-}
 
 interface Chain {
   name: string;

@@ -19,6 +19,7 @@
 
 import type { NetworkConfig, BackendType } from "./model";
 import { cidrInside, parseCidr, type Cidr, type IpFamily } from "../native/addresses";
+import { NetworkConfigError } from "./errors";
 
 export const DEFAULT_VNI = 1;
 /** flannel's and Linux's VXLAN port (IANA's is 4789). */
@@ -30,17 +31,6 @@ const MTU_MIN = 68;
 const MTU_MAX = 65535;
 /** The longest node subnet: a /30 (IPv4) or /126 still holds the gateway and one pod. */
 const MAX_SUBNET_LEN: Record<IpFamily, number> = { 4: 30, 6: 126 };
-
-export class NetworkConfigError extends Error {
-  readonly code = "ERR_NETWORK_CONFIG";
-  /** The offending field, as flannel spells it ("SubnetLen", "Backend.VNI"); "" for the document itself. */
-  readonly field: string;
-  constructor(field: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NetworkConfigError";
-    this.field = field;
-  }
-}
 
 type Json = Record<string, unknown>;
 

@@ -4,14 +4,7 @@
 import { listAddresses, listLinks, listRoutes, RT_SCOPE_UNIVERSE, RTN_UNICAST, type NetlinkSocket } from "../native/netlink";
 import { ipFamily } from "../native/addresses";
 import { parsePublicIp } from "./sources/validate";
-
-export class PublicIpError extends Error {
-  readonly code = "ERR_PUBLIC_IP";
-  constructor(message: string) {
-    super(message);
-    this.name = "PublicIpError";
-  }
-}
+import { PublicIpError } from "./errors";
 
 export interface PublicIpOptions {
   publicIp?: string;

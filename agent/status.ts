@@ -3,18 +3,11 @@
 import type * as Http from "node:http";
 import { parseListenAddress } from "./debug/server";
 import type { AgentState } from "./debug/state";
+import { StatusError } from "./errors";
 
 // Not `import … from "node:http"`: the ESM facade of node:http reads every export, which loads undici (fetch,
 // WebSocket) and costs ~50 ms of the agent's start-up. The CommonJS module object does not.
 const http = process.getBuiltinModule("node:http") as typeof Http;
-
-export class StatusError extends Error {
-  readonly code = "ERR_STATUS";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "StatusError";
-  }
-}
 
 /** GETs /debug/state from the agent listening on `debugAddr`. */
 export function fetchState(debugAddr: string, timeoutMs = 5_000): Promise<AgentState> {

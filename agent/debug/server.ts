@@ -8,6 +8,7 @@ import type * as Http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { AgentMetrics } from "./metrics";
 import type { AgentState } from "./state";
+import { DebugAddressError } from "../errors";
 
 // Not `import … from "node:http"`: the ESM facade of node:http reads every export, which loads undici (fetch,
 // WebSocket) and costs ~50 ms of the agent's start-up. The CommonJS module object does not.
@@ -20,14 +21,6 @@ export interface DebugSource {
   readiness(): AgentState["readiness"];
   /** False once the loop has stopped or wedged. */
   alive(): boolean;
-}
-
-export class DebugAddressError extends Error {
-  readonly code = "ERR_DEBUG_ADDR";
-  constructor(message: string) {
-    super(message);
-    this.name = "DebugAddressError";
-  }
 }
 
 /** "127.0.0.1:9476", "[::1]:9476", ":9476" (all addresses) → host and port. */

@@ -8,17 +8,8 @@ import {
   replaceFdb, replaceNeighbour, replaceRoute, RT_TABLE_MAIN, setLink, type NetlinkSocket,
 } from "../../native/netlink";
 import { WEFT_ROUTE_PROTOCOL } from "../../native/marks";
-import { describeOp, sortOps, type Op } from "./state";
-
-export class ApplyError extends Error {
-  readonly code = "ERR_RECONCILE_APPLY";
-  readonly op: Op;
-  constructor(op: Op, cause: unknown) {
-    super(`Cannot ${describeOp(op)}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = "ApplyError";
-    this.op = op;
-  }
-}
+import { sortOps, type Op } from "./state";
+import { ApplyError } from "../errors";
 
 export interface ApplyResult {
   /** The operations that succeeded, in the order they ran. */

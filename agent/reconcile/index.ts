@@ -6,12 +6,13 @@
 // Run it on every change of the node list and on a ticker; at start-up the same call is the garbage collection
 // of whatever a previous run (or flannel#2554-style departed nodes) left.
 import type { NetlinkSocket } from "../../native/netlink";
-import { apply, type ApplyError } from "./apply";
+import type { ApplyError } from "../errors";
+import { apply } from "./apply";
 import { observe, type ObserveOptions } from "./observe";
 import { plan } from "./plan";
 import type { DesiredState, Op } from "./state";
 
-export { apply, ApplyError, type ApplyResult } from "./apply";
+export { apply, type ApplyResult } from "./apply";
 export type { Backend, LocalNode, PeerObjects, Underlay } from "./backend";
 export { DEFAULT_BRIDGE, desiredState, PeerObjectsCache, type DesiredStateOptions } from "./desired";
 export { observe, type ObserveOptions } from "./observe";
@@ -21,7 +22,7 @@ export {
   describeOp, OP_ORDER, sortOps, type DesiredFdb, type DesiredNeighbour, type DesiredRoute, type DesiredState,
   type NodeObjects, type ObservedLink, type ObservedState, type Op, type OpKind, type SkippedNode, type VtepSpec,
 } from "./state";
-export { findUnderlay, UnderlayError } from "./underlay";
+export { findUnderlay } from "./underlay";
 
 export interface ReconcileResult {
   /** The plan that ran: empty when the kernel already matched. */

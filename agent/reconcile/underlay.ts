@@ -3,14 +3,7 @@
 import { listAddresses, listLinks, RT_SCOPE_LINK, type NetlinkSocket } from "../../native/netlink";
 import { parseCidr } from "../../native/addresses";
 import type { Underlay } from "./backend";
-
-export class UnderlayError extends Error {
-  readonly code = "ERR_UNDERLAY";
-  constructor(message: string) {
-    super(message);
-    this.name = "UnderlayError";
-  }
-}
+import { UnderlayError } from "../errors";
 
 /** The interface that has `publicIp` as one of its addresses. Throws UnderlayError when none has. */
 export function findUnderlay(sock: NetlinkSocket, publicIp: string): Underlay {

@@ -22,8 +22,8 @@ import { Etcd3, type IKeyValue, type IOptions, type Lease, type Watcher } from "
 import { parseCidr } from "../../native/addresses";
 import { log as rootLog, type Logger } from "../log";
 import type { LocalAnnouncement, LocalHints, LocalRecordKeeper, LocalRecordStatus, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
-import { NetworkConfigError, parseNetworkConfig } from "../network-config";
-import { SourceError, describeError } from "./errors";
+import { parseNetworkConfig } from "../network-config";
+import { NetworkConfigError, SourceError, describeError } from "../errors";
 import {
   DEFAULT_ETCD_PREFIX, DEFAULT_LEASE_TTL_SECONDS, decodeLeaseAttrs, encodeLeaseAttrs, encodeNetworkConfig, etcdKeys,
   isSubnetCompatible, leaseToRecord, makeSubnetKey, networkConfigDifferences, parseSubnetKey, pickFreeSubnet, rangesOf,

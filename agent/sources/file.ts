@@ -19,11 +19,12 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { log as rootLog, type Logger } from "../log";
 import type { LocalAnnouncement, LocalHints, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
-import { SourceError, describeError } from "./errors";
+import { SourceError, describeError } from "../errors";
 import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
 import { eitherSignal } from "./retry";
 import { quote, type NodeRecord, type NodeRejection } from "./validate";
+import { NodeFileError } from "../errors";
 
 /**
  * The VTEP MAC of a node whose entry names none: derived from its name and the VNI, so that every agent computes
@@ -84,14 +85,6 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Default: the agent's logger with {source: "file"}. */
   logger?: Logger;
-}
-
-export class NodeFileError extends Error {
-  readonly code = "ERR_NODE_FILE";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NodeFileError";
-  }
 }
 
 /**

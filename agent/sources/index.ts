@@ -10,7 +10,7 @@ import type { KubeSourceOptions } from "./kube";
 export type { EtcdSourceOptions } from "./etcd";
 export type { FileSourceOptions } from "./file";
 export type { KubeSourceOptions } from "./kube";
-export { SourceError, type SourceErrorCode } from "./errors";
+export { SourceError, type SourceErrorCode } from "../errors";
 export { DEFAULT_ETCD_PREFIX, DEFAULT_LEASE_TTL_SECONDS } from "./etcd-layout";
 export { DEFAULT_ANNOTATION_PREFIX, FLANNEL_ANNOTATIONS } from "./kube-node";
 export { isValidNodeName, parseMac, parsePublicIp, validateNodes, type NodeRecord, type NodeRejection } from "./validate";

@@ -27,7 +27,7 @@
 import { CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import { log as rootLog, type Logger } from "../log";
 import type { LocalAnnouncement, LocalHints, LocalRecordKeeper, NetworkConfig, NodeSnapshot, NodeSource, PeerNode } from "../model";
-import { SourceError, describeError } from "./errors";
+import { SourceError, describeError } from "../errors";
 import {
   DEFAULT_ANNOTATION_PREFIX, internalIp, localAnnotations, nodeToRecord, podCidrsOf, weftAnnotations,
   type NodeReadOptions, type WeftAnnotations,

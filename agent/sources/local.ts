@@ -1,7 +1,7 @@
 // This node's announcement, checked with the same rules as every other node's record before it is published.
 
 import type { LocalAnnouncement } from "../model";
-import { SourceError } from "./errors";
+import { SourceError } from "../errors";
 import { isValidNodeName, parseMac, parsePublicIp, quote } from "./validate";
 
 /**

@@ -7,7 +7,7 @@
 
 import type { Logger } from "../log";
 import type { NetworkConfig, NodeSnapshot } from "../model";
-import { describeError } from "./errors";
+import { describeError } from "../errors";
 import {
   checkNode, displayName, parseClusterNetworks, resolveConflicts,
   type ClusterNetworks, type NodeCheck, type NodeRecord, type NodeRejection,

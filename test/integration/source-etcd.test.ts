@@ -5,7 +5,7 @@ import { Etcd3 } from "etcd3";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LocalAnnouncement, NetworkConfig, NodeSnapshot } from "../../agent/model";
 import { EtcdSource, type EtcdSourceOptions } from "../../agent/sources/etcd";
-import { SourceError } from "../../agent/sources/errors";
+import { SourceError } from "../../agent/errors";
 import { startEtcd, startTcpProxy, type TcpProxy, type TestEtcd } from "../support/etcd";
 import { announcing } from "../support/announce";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MasqError, renderMasqRules } from "../../agent/masq";
+import { MasqError } from "../../agent/errors";
+import { renderMasqRules } from "../../agent/masq";
 import type { NetworkConfig } from "../../agent/model";
 import { parseNetworkConfig } from "../../agent/network-config";
 

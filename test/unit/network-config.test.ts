@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { NetworkConfigError, parseNetworkConfig } from "../../agent/network-config";
+import { NetworkConfigError } from "../../agent/errors";
+import { parseNetworkConfig } from "../../agent/network-config";
 
 function errorOf(input: string | Record<string, unknown>): NetworkConfigError {
   try {

@@ -8,7 +8,8 @@ import {
   decodeLeaseAttrs, encodeLeaseAttrs, encodeNetworkConfig, etcdKeys, isSubnetCompatible, leaseToRecord, makeSubnetKey,
   networkConfigDifferences, parseSubnetKey, pickFreeSubnet, rangesOf,
 } from "../../agent/sources/etcd-layout";
-import { NodeFileError, parseNodeFile } from "../../agent/sources/file";
+import { NodeFileError } from "../../agent/errors";
+import { parseNodeFile } from "../../agent/sources/file";
 import { flannelVtepMac, localAnnotations, nodeToRecord, weftAnnotations, type KubeNode } from "../../agent/sources/kube-node";
 import { checkAnnouncement } from "../../agent/sources/local";
 import { NodeTable } from "../../agent/sources/node-table";
