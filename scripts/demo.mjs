@@ -152,6 +152,9 @@ async function down({ quiet = false } = {}) {
   // 3. The namespaces: with them go every link, route, neighbour, FDB entry and nftables table weft made in
   //    them (what `weft-agent uninstall` removes on a real node). Then the files.
   for (const netns of namespaces) run(["ip", "netns", "del", netns], { allowFailure: true });
+  // The demo's own bpffs (the eBPF datapath's pins): unmounting it drops every pin of the demo's agents.
+  const bpf = path.join(STATE_DIR, "bpf");
+  if (fs.existsSync(bpf)) run(["umount", bpf], { allowFailure: true });
   const hadState = fs.existsSync(STATE_DIR);
   fs.rmSync(STATE_DIR, { recursive: true, force: true });
   const left = demoNamespaces();
@@ -210,6 +213,9 @@ function startAgent(node, { netConf, nodeFile }) {
     "--ipam-data-dir", path.join(node.dir, "ipam"),
     "--debug-addr", DEBUG_ADDR,
     "--probe-interval", "1s",
+    // --datapath auto (the default): eBPF where this machine allows it. Each node pins under its own
+    // directory of the demo's bpffs, as if each had its own /sys/fs/bpf.
+    "--bpf-dir", path.join(STATE_DIR, "bpf", node.name),
   ];
   // nsenter and the launcher exec: the recorded PID is the agent's own.
   const child = startDetached(argv, { logFile: path.join(node.dir, "agent.log"), pidFile: path.join(node.dir, "agent.pid") });
@@ -342,6 +348,9 @@ async function up() {
     await down({ quiet: true });
   }
   fs.mkdirSync(path.join(STATE_DIR, "servers"), { recursive: true });
+  // A bpffs of the demo's own for the agents' pins (never the machine's /sys/fs/bpf); `down` unmounts it.
+  fs.mkdirSync(path.join(STATE_DIR, "bpf"), { recursive: true });
+  run(["mount", "-t", "bpf", "bpf", path.join(STATE_DIR, "bpf")], { allowFailure: true });
   const files = writeConfig();
   buildTopology();
   for (const node of NODES) startAgent(node, files);
@@ -351,7 +360,7 @@ async function up() {
 
   // Ready: overlay, masquerade and CNI config in place, both peers programmed.
   const states = await Promise.all(NODES.map((node) => waitFor(node, (s) => s.readiness.ready && s.peers.filter((p) => p.status === "programmed").length === NODES.length - 1, "ready with 2 peers programmed", 30_000)));
-  NODES.forEach((node, i) => (node.readyMs = performance.now() - node.started, node.vtep = states[i].node.vtep));
+  NODES.forEach((node, i) => (node.readyMs = performance.now() - node.started, node.vtep = states[i].node.vtep, node.datapath = states[i].datapath));
 
   for (const pod of PODS) addPod(pod);
   await Promise.all([startServer(EXTERNAL, "external"), ...PODS.map((pod) => startServer(pod.netns, pod.name))]);
@@ -359,6 +368,7 @@ async function up() {
   for (const node of NODES) {
     const pods = PODS.filter((p) => p.node === node);
     say(`${node.name}  ${pad(node.ip, 14)} weft-agent pid ${node.agentPid}, ready ${(node.readyMs / 1000).toFixed(1)} s after start; vtep ${node.vtep?.name ?? "?"} ${node.vtep?.mac ?? ""}`);
+    say(`        datapath ${node.datapath?.mode ?? "?"} (${node.datapath?.reason ?? "?"})`);
     say(`        pods ${node.podCidr}: ${pods.map((p) => `${p.name} ${p.ip} (ADD ${ms(p.addMs)} ms, host ${p.hostVeth})`).join(", ")}`);
   }
   say(`external host ${EXTERNAL_IP} (netns ${EXTERNAL}): reached through the underlay router, no route to ${POD_NETWORK}`);
@@ -452,7 +462,7 @@ async function up() {
     const doc = {
       ok: matrixOk === matrix.length && snatOk === snat.length,
       summary: { matrix: { ok: matrixOk, total: matrix.length }, snat: { ok: snatOk, total: snat.length }, probes: { ok: probesOk, total: probes.length } },
-      nodes: NODES.map((n) => ({ name: n.name, netns: n.netns, ip: n.ip, podCidr: n.podCidr, agentPid: n.agentPid, log: path.join(n.dir, "agent.log") })),
+      nodes: NODES.map((n) => ({ name: n.name, netns: n.netns, ip: n.ip, podCidr: n.podCidr, agentPid: n.agentPid, datapath: n.datapath?.mode, log: path.join(n.dir, "agent.log") })),
       pods: PODS.map((p) => ({ name: p.name, node: p.node.name, netns: p.netns, ip: p.ip })),
       matrix, snat, probes,
     };

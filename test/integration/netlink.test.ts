@@ -5,7 +5,7 @@ import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KernelError } from "../../native/errors";
 import {
-  addAddress, addRoute, createBridge, createVeth, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour,
+  addAddress, addRoute, createBridge, createExternalVxlan, createVeth, createVxlan, deleteAddress, deleteFdb, deleteLink, deleteNeighbour,
   deleteRoute, getLink, getLinkByIndex, listAddresses, listFdb, listLinks, listNeighbours, listRoutes, NetlinkError,
   NetlinkInputError, NetlinkSocket, NTF_SELF, NUD_PERMANENT, replaceFdb, replaceNeighbour, replaceRoute,
   RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, setBridgePortHairpin, setLink, type Link,
@@ -182,7 +182,14 @@ describe("links", () => {
     expect(shown?.linkinfo?.info_data).toMatchObject({ id: 1, port: 8472, local: "192.0.2.10", learning: false, link: "under0" });
 
     createVxlan(sock, { name: "weft6.1", vni: 2, port: 4789, local: "2001:db8::10", learning: true });
-    expect(mustGet("weft6.1").vxlan).toEqual({ vni: 2, port: 4789, local: "2001:db8::10", learning: true });
+    expect(mustGet("weft6.1").vxlan).toEqual({ vni: 2, port: 4789, local: "2001:db8::10", learning: true, external: false });
+  });
+
+  it("creates a collect-metadata VXLAN device, as `ip link add … type vxlan external` does", () => {
+    createExternalVxlan(sock, { name: "weft.7", port: 8472, mtu: 1450, mac: "02:00:00:00:01:07" });
+    expect(mustGet("weft.7")).toMatchObject({ kind: "vxlan", mtu: 1450, mac: "02:00:00:00:01:07", vxlan: { vni: 0, port: 8472, learning: false, external: true } });
+    const [shown] = ipJson<IpLink>(ns, ["-d", "link", "show", "weft.7"]);
+    expect(shown?.linkinfo?.info_data).toMatchObject({ external: true, port: 8472 });
   });
 
   it("moves a link to another namespace", () => {

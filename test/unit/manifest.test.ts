@@ -242,7 +242,8 @@ describe("the DaemonSet runs the agent it was written for", () => {
     expect(flagValue(run, "cni-conf-dir")).toBe("/etc/cni/net.d");
     // And nothing more: the plugin's directories are the initContainer's (bin) and the plugin's own (IPAM).
     const hostPaths = (agent!.volumeMounts ?? []).map((m) => podSpec.volumes?.find((v) => v.name === m.name)?.hostPath?.path).filter((p) => p !== undefined);
-    expect(hostPaths.sort()).toEqual(["/etc/cni/net.d", "/run/weft"]);
+    expect(hostPaths.sort()).toEqual(["/etc/cni/net.d", "/run/weft", "/sys/fs/bpf"]);
+    expect(hostPathOf(agent!, "/sys/fs/bpf/weft"), "the eBPF pins are on the host's bpffs").toEqual({ hostPath: "/sys/fs/bpf/weft", readOnly: false });
   });
 
   it("installs the plugin from the image into the host's /opt/cni/bin", () => {
@@ -272,14 +273,14 @@ describe("the DaemonSet runs the agent it was written for", () => {
     expect(flagValue(parseArgs(["status"], Object.fromEntries((agent!.env ?? []).map((e) => [e.name, e.value ?? ""]))), "debug-addr")).toBe(debugAddr);
   });
 
-  it("runs on every node in the host network with root and only NET_ADMIN and NET_RAW", () => {
+  it("runs on every node in the host network with root and only NET_ADMIN, NET_RAW, BPF and PERFMON", () => {
     expect(podSpec.hostNetwork).toBe(true);
     expect(podSpec.priorityClassName).toBe("system-node-critical");
     expect(podSpec.tolerations).toContainEqual({ operator: "Exists" });
     expect(podSpec.serviceAccountName).toBe(serviceAccount.metadata?.name);
     expect(daemonSet.spec?.updateStrategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } });
     expect(agent!.securityContext).toMatchObject({ runAsUser: 0, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
-    expect([...(agent!.securityContext?.capabilities?.add ?? [])].sort()).toEqual(["NET_ADMIN", "NET_RAW"]);
+    expect([...(agent!.securityContext?.capabilities?.add ?? [])].sort()).toEqual(["BPF", "NET_ADMIN", "NET_RAW", "PERFMON"]);
     expect(agent!.securityContext?.privileged).toBeUndefined();
     expect(installCni!.securityContext?.capabilities).toEqual({ drop: ["ALL"] });
     expect(agent!.resources).toEqual({ requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } });

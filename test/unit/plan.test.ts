@@ -288,6 +288,32 @@ describe("plan (vxlan)", () => {
   });
 });
 
+describe("plan (vxlan, collect-metadata VTEP for the eBPF datapath)", () => {
+  const external = new VxlanBackend({ mac: MAC_A, external: true });
+
+  it("gives each peer its neighbour, route and a tunnel entry, and no FDB entry", () => {
+    const desired = desiredState(external, local, [nodeA, nodeB, nodeC]);
+    expect(desired.vtep).toMatchObject({ name: "weft.1", external: true, mac: MAC_A });
+    expect(desired.fdb).toEqual([]);
+    expect(desired.routes.map((r) => r.dst)).toEqual(["10.244.2.0/24", "10.244.3.0/24"]);
+    expect(desired.byNode.get("node-b")?.tunnels).toEqual([{ node: "node-b", cidr: "10.244.2.0/24", remote: "192.168.1.2", vtepMac: MAC_B }]);
+    const ops = plan(desired, emptyObserved());
+    expect(ops.map((op) => op.kind).filter((kind) => kind.endsWith("fdb"))).toEqual([]);
+    converged(desired);
+  });
+
+  it("recreates the VTEP when switching between a plain and an external device, both ways", () => {
+    const plain = converged(desiredState(vxlan, local, [nodeB]));
+    const toExternal = plan(desiredState(external, local, [nodeB]), plain);
+    expect(toExternal[0]).toMatchObject({ kind: "recreate-vtep", spec: { external: true } });
+    const afterExternal = converged(desiredState(external, local, [nodeB]), plain);
+    expect(afterExternal.fdb).toEqual([]);
+    const back = plan(desiredState(vxlan, local, [nodeB]), afterExternal);
+    expect(back[0]).toMatchObject({ kind: "recreate-vtep", spec: { external: false } });
+    expect(back.some((op) => op.kind === "replace-fdb")).toBe(true);
+  });
+});
+
 describe("plan (host-gw)", () => {
   const hostGw = new HostGwBackend();
   const desired = desiredState(hostGw, local, [nodeB, nodeC]);
