@@ -34,28 +34,40 @@ export interface DatapathChoice {
   reason: string;
 }
 
+export interface NodeFacts {
+  backend: BackendType;
+  objectsDir: string;
+  /** Where the facts are read (tests point them elsewhere). Defaults: the running kernel's. */
+  btfPath?: string;
+  bpffsMountPoint?: string;
+  kernelRelease?: string;
+}
+
 /** What the eBPF datapath needs from this node, as a list of what is missing (empty: all there). */
-export function missingForEbpf(options: { backend: BackendType; objectsDir: string }): string[] {
+export function missingForEbpf(facts: NodeFacts): string[] {
   const missing: string[] = [];
-  if (options.backend !== "vxlan") missing.push(`the ${options.backend} backend (the eBPF datapath is for vxlan)`);
-  if (!existsSync("/sys/kernel/btf/vmlinux")) missing.push("kernel BTF (/sys/kernel/btf/vmlinux)");
-  if (!existsSync("/sys/fs/bpf")) missing.push("a bpf filesystem mount point (/sys/fs/bpf)");
-  if (!kernelAtLeast(6, 6)) missing.push(`tcx (Linux 6.6 or later; this is ${kernelRelease()})`);
+  const btf = facts.btfPath ?? "/sys/kernel/btf/vmlinux";
+  const mountPoint = facts.bpffsMountPoint ?? "/sys/fs/bpf";
+  const release = facts.kernelRelease ?? kernelRelease();
+  if (facts.backend !== "vxlan") missing.push(`the vxlan backend (the eBPF datapath is for vxlan; ${facts.backend} keeps the kernel path)`);
+  if (!existsSync(btf)) missing.push(`kernel BTF (${btf})`);
+  if (!existsSync(mountPoint)) missing.push(`a bpf filesystem mount point (${mountPoint})`);
+  if (!releaseAtLeast(release, 6, 6)) missing.push(`tcx (Linux 6.6 or later; this is ${release})`);
   for (const object of ["from_pod.o", "vtep.o"]) {
-    if (!existsSync(path.join(options.objectsDir, object))) missing.push(`the datapath's object ${path.join(options.objectsDir, object)}`);
+    if (!existsSync(path.join(facts.objectsDir, object))) missing.push(`the datapath's object ${path.join(facts.objectsDir, object)}`);
   }
   return missing;
 }
 
 /** --datapath and this node → the mode. `ebpf` with something missing is an error naming it. */
-export function chooseDatapath(flag: DatapathFlag, options: { backend: BackendType; objectsDir: string }): DatapathChoice {
+export function chooseDatapath(flag: DatapathFlag, facts: NodeFacts): DatapathChoice {
   if (flag === "kernel") return { mode: "kernel", reason: "--datapath kernel" };
-  const missing = missingForEbpf(options);
+  const missing = missingForEbpf(facts);
   if (flag === "ebpf") {
     if (missing.length > 0) throw new DatapathError(`Cannot use --datapath ebpf: this node lacks ${missing.join(", ")}`);
     return { mode: "ebpf", reason: "--datapath ebpf" };
   }
-  return missing.length === 0 ? { mode: "ebpf", reason: "auto: this node has what the eBPF datapath needs" } : { mode: "kernel", reason: `auto: no ${missing.join(", no ")}` };
+  return missing.length === 0 ? { mode: "ebpf", reason: "auto: this node has what the eBPF datapath needs" } : { mode: "kernel", reason: `auto: this node lacks ${missing.join(", ")}` };
 }
 
 /** Where the built objects are: beside the agent's bundle (dist/agent/bpf, /opt/weft/agent/bpf), else the checkout's build. */
@@ -74,8 +86,8 @@ function kernelRelease(): string {
   }
 }
 
-function kernelAtLeast(major: number, minor: number): boolean {
-  const match = /^(\d+)\.(\d+)/.exec(kernelRelease());
+function releaseAtLeast(release: string, major: number, minor: number): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(release);
   if (!match) return false;
   const [have, haveMinor] = [Number(match[1]), Number(match[2])];
   return have > major || (have === major && haveMinor >= minor);
