@@ -2,9 +2,11 @@
 // pinning under its own directory of the cluster's bpffs. Pods reach each other over IPv4 and IPv6 with their own
 // addresses through the programs (the counters prove it, and the bridge sees no pod traffic), traffic leaving the
 // cluster still takes the kernel path and is masqueraded, and the state says what the datapath does.
-import fs from "node:fs";
+import fs, { closeSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeAddr } from "../../native/bpf/maps";
+import { mapDelete, mapLookup, mapUpdate, objGet } from "../../native/bpf/syscall";
 import { EXTERNAL_IP, SimCluster, type SimNode } from "../support/cluster";
 import { eventually } from "../support/podman";
 import { startEchoServer, startWhoamiServer, tcpEcho, tcpWhoami, type EchoServer } from "../support/traffic";
@@ -39,9 +41,14 @@ describe("3 nodes, vxlan, dual stack, --datapath ebpf", () => {
     await cluster?.close();
   });
 
-  it("runs the eBPF datapath: programs pinned, the VTEP collect-metadata, every pod on the fast path", () => {
+  it("runs the eBPF datapath: programs pinned, the VTEP collect-metadata, every pod on the fast path", async () => {
     for (const node of cluster.nodes) {
-      const state = node.state();
+      // The pods were added after the agents were ready: their counts come with the agent's next run (resync 1 s).
+      const state = await eventually(() => {
+        const s = node.state();
+        expect(s.datapath.ebpf?.endpoints.recorded).toBe(2);
+        return s;
+      }, 10_000, 300);
       expect(state.datapath).toMatchObject({ mode: "ebpf", reason: "--datapath ebpf", problems: [] });
       expect(state.datapath.ebpf).toMatchObject({ endpoints: { recorded: 2, attached: 2, entries: 4, onKernelPath: [] }, nodes: { entries: 4 }, vtep: { ingress: true, egress: true } });
       for (const pin of ["prog_from_pod", "prog_from_tunnel", "prog_to_tunnel", "weft_endpoints", "weft_nodes", "weft_config", "weft_counters", "links/weft_1-ingress", "links/weft_1-egress"]) {
@@ -103,6 +110,40 @@ describe("3 nodes, vxlan, dual stack, --datapath ebpf", () => {
     expect(counters(a).to_tunnel_keyed ?? 0).toBeGreaterThan(0);
     const result = tcpEcho(a.ns.name, b.pods[0]!.ip, ECHO_PORT);
     expect(result, result.error).toMatchObject({ ok: true });
+  });
+
+  it("puts a new pod on the kernel path when the endpoint map is full, says so, and moves it to the fast path once there is room", async () => {
+    const node = cluster.nodes[1]!;
+    const other = cluster.nodes[0]!.pods[0]!;
+    const live = node.state().datapath.ebpf!;
+    // Fill weft_endpoints with entries that point at a live pod's veth (the agent keeps those), as 8,000 pods would.
+    const map = objGet(path.join(node.bpfDir, "weft_endpoints"));
+    const junk: Buffer[] = [];
+    try {
+      const value = mapLookup(map, encodeAddr(node.pods[0]!.ip), 20)!;
+      for (let i = 0; live.endpoints.entries + junk.length < 8192; i++) {
+        const key = encodeAddr(`10.250.${i >> 8}.${i & 255}`);
+        mapUpdate(map, key, value);
+        junk.push(key);
+      }
+      const pod = node.addPod();
+      servers.push(await startEchoServer(pod.ns.name, ECHO_PORT));
+      expect(pod.addStderr).toContain("takes the kernel path: the endpoint map is full");
+      // Reachable all the same, both ways, through the kernel path.
+      expect(tcpEcho(other.ns.name, pod.ip, ECHO_PORT)).toMatchObject({ ok: true, source: other.ip });
+      expect(tcpEcho(pod.ns.name, other.ip, ECHO_PORT)).toMatchObject({ ok: true, source: pod.ip });
+      await eventually(() => expect(node.state().datapath.ebpf!.endpoints.onKernelPath).toEqual([`${pod.containerId}/eth0: endpoint map full`]), 10_000, 300);
+      expect(node.debugGet("/metrics").body).toMatch(/^weft_datapath_endpoints\{path="kernel"\} 1$/m);
+      expect(node.agentLog()).toContain("Pods on the kernel path");
+
+      for (const key of junk.splice(0)) mapDelete(map, key);
+      await eventually(() => expect(node.state().datapath.ebpf!.endpoints).toMatchObject({ attached: 3, onKernelPath: [] }), 10_000, 300);
+      expect(tcpEcho(other.ns.name, pod.ip, ECHO_PORT)).toMatchObject({ ok: true, source: other.ip });
+      node.removePod(pod);
+    } finally {
+      for (const key of junk) mapDelete(map, key);
+      closeSync(map);
+    }
   });
 
   it("takes a deleted pod off the fast path: its entries, link pin and record go with DEL", () => {

@@ -33,6 +33,8 @@ export interface SimPod {
   containerId: string;
   ip: string;
   ip6?: string;
+  /** What the plugin's ADD wrote on stderr (its notes, e.g. a pod left on the kernel path). */
+  addStderr?: string;
 }
 
 export interface AgentProcess {
@@ -182,7 +184,7 @@ export class SimNode {
       throw new Error(`${this.name}: ADD failed: ${result.stdout} ${result.stderr}`);
     }
     const ips = (result.json.ips as { address: string }[]).map((entry) => entry.address.split("/")[0]!);
-    const pod: SimPod = { ns, containerId, ip: ips.find((a) => a.includes("."))! };
+    const pod: SimPod = { ns, containerId, ip: ips.find((a) => a.includes("."))!, addStderr: result.stderr };
     const ip6 = ips.find((a) => a.includes(":"));
     if (ip6) pod.ip6 = ip6;
     this.pods.push(pod);
