@@ -24,7 +24,7 @@ import { NetworkConfigError } from "./errors";
 export const DEFAULT_VNI = 1;
 /** flannel's and Linux's VXLAN port (IANA's is 4789). */
 export const DEFAULT_VXLAN_PORT = 8472;
-export const MAX_VNI = 0xffffff;
+const MAX_VNI = 0xffffff;
 export const DEFAULT_NON_MASQUERADE_CIDRS: readonly string[] = ["169.254.0.0/16", "fe80::/10"];
 const BACKEND_TYPES: readonly BackendType[] = ["vxlan", "host-gw"];
 const MTU_MIN = 68;

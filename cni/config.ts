@@ -279,7 +279,7 @@ function parseIpamRoute(route: unknown, path: string): IpamRoute {
 }
 
 /** The spec's network name: a letter or digit, then letters, digits, '_', '.', '-'. It names a directory, hence ≤ 255. */
-export function isValidNetworkName(name: string): boolean {
+function isValidNetworkName(name: string): boolean {
   return name.length <= 255 && /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name);
 }
 

@@ -51,7 +51,7 @@ function overwriteFile(file: string, text: string): void {
 }
 
 /** Reads a reservation file's content; both host-local formats. */
-export function parseReservationContent(content: string): Owner {
+function parseReservationContent(content: string): Owner {
   const text = content.trim();
   const split = text.indexOf(LINE_BREAK);
   return split < 0 ? { id: text } : { id: text.slice(0, split), ifname: text.slice(split + LINE_BREAK.length) };
