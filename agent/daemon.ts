@@ -414,7 +414,8 @@ export class Agent {
       snapshot: this.#snapshot, localRecord: o.source.keeper?.status(), local,
       publicIpFrom: this.#claim.publicIpFrom, vtepMacFrom: this.#claim.vtepMacFrom,
       podMtu: local && this.#backend ? this.#backend.mtu(local) : undefined,
-      desired: this.#desired, probes: this.#prober?.results() ?? [], readiness: this.readiness(), stats: this.#stats,
+      desired: this.#desired, probes: this.#prober?.results() ?? [], readiness: this.readiness(),
+      reconcile: this.#stats.view(), lastChange: (node) => this.#stats.lastChange(node),
       masq: this.#masq.status(), files: this.#files.status(),
       datapath: this.#datapathState(),
     });

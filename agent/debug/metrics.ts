@@ -1,18 +1,10 @@
 // /metrics: Prometheus' text format through prom-client (the field's exposition library, with Node's default
 // process metrics). A scrape reads counters and counts (MetricsView): it never builds or sorts the whole state,
 // so at 5,000 nodes it costs what the probe results cost, not the peer list.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from "prom-client";
 import type { LocalRecordStatus } from "../model";
 import type { ProbeResult } from "./probe";
 import type { AgentState, DatapathState } from "./state";
-
-/** Reconcile duration buckets, seconds: a run is a few netlink dumps, from ~1 ms to seconds at 5,000 nodes. */
-export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-/** The reconcile duration histogram: cumulative bucket counts, constant memory however long the agent runs. */
-export function durationHistogram(): Histogram {
-  return new Histogram({ name: "weft_reconcile_duration_seconds", help: "Duration of reconcile runs (observe, plan, apply).", buckets: DURATION_BUCKETS, registers: [] });
-}
 
 /** What one scrape reads: counts and counters, no per-peer list except the probe results. */
 export interface MetricsView {

@@ -6,7 +6,6 @@ import type { MasqStatus } from "../masq";
 import type { LocalRecordStatus, NetworkConfig, NodeSnapshot } from "../model";
 import type { DesiredState, LocalNode } from "../reconcile";
 import type { ProbeResult } from "./probe";
-import type { RunStats } from "./run-stats";
 
 export interface PeerState {
   name: string;
@@ -119,7 +118,9 @@ export interface StateParts {
   desired: DesiredState | undefined;
   probes: readonly ProbeResult[];
   readiness: AgentState["readiness"];
-  stats: RunStats;
+  reconcile: AgentState["reconcile"];
+  /** When a remote node's objects last changed. */
+  lastChange(node: string): string | undefined;
   masq: MasqStatus;
   files: CniFilesStatus;
   datapath: DatapathState;
@@ -148,7 +149,7 @@ export function agentState(parts: StateParts): AgentState {
     };
     if (peer.vtepMac !== undefined) state.vtepMac = peer.vtepMac;
     if (skipped.has(peer.name)) state.reason = skipped.get(peer.name)!;
-    const changed = parts.stats.lastChange(peer.name);
+    const changed = parts.lastChange(peer.name);
     if (changed !== undefined) state.lastChange = changed;
     peers.push(state);
   }
@@ -178,7 +179,7 @@ export function agentState(parts: StateParts): AgentState {
     },
     peers,
     kernel: { routes: desired?.routes.length ?? 0, neighbours: desired?.neighbours.length ?? 0, fdb: desired?.fdb.length ?? 0, vtep: desired?.vtep?.name },
-    reconcile: parts.stats.view(),
+    reconcile: parts.reconcile,
     masq: { ...parts.masq, table: "inet weft" },
     files: parts.files,
     datapath: parts.datapath,

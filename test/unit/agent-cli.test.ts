@@ -1,6 +1,7 @@
 // The agent's command line, its debug endpoint's formats and the small pure helpers around them.
 import { describe, expect, it } from "vitest";
-import { AgentMetrics, durationHistogram, type MetricsView } from "../../agent/debug/metrics";
+import { AgentMetrics, type MetricsView } from "../../agent/debug/metrics";
+import { durationHistogram } from "../../agent/debug/run-stats";
 import { parseListenAddress } from "../../agent/debug/server";
 import type { AgentState } from "../../agent/debug/state";
 import { FlagError } from "../../agent/errors";
