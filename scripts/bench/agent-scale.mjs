@@ -202,7 +202,7 @@ function startAgent(ns, dir, { profileDir } = {}) {
     "--node-name", LOCAL.name, "--source", "file", "--node-file", path.join(dir, "nodes.json"), "--net-conf", path.join(dir, "net-conf.json"),
     "--cni-conf-dir", path.join(dir, "net.d"), "--subnet-file", path.join(runDir, path.basename(dir), "subnet.env"), "--state-dir", path.join(runDir, path.basename(dir), "state"),
     "--ipam-data-dir", path.join(dir, "ipam"), "--debug-addr", "127.0.0.1:9476", "--resync-interval", "60s", "--probe-interval", "0",
-    "--ip-masq=false", "--log-level", "info",
+    "--ip-masq=false", "--log-level", "info", "--datapath", "kernel", "--bpf-dir", path.join(runDir, path.basename(dir), "bpf"),
   ];
   const started = process.hrtime.bigint();
   const child = spawn("nsenter", args, { stdio: ["ignore", "ignore", "pipe"], env });

@@ -1,7 +1,9 @@
-// What the benchmarks share: commands that must succeed, and throwaway network namespaces named after the run
-// (`wft-bench-<id>-<label>`), each remembered so that the run removes it at the end.
+// What the benchmarks share: commands that must succeed, throwaway network namespaces named after the run
+// (`wft-bench-<id>-<label>`), each remembered so that the run removes it at the end, and the mounts below a run's
+// directory, found and unmounted at the end.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 /** Runs `command` and returns its standard output; throws with its standard error when it fails. */
 export function run(command, args) {
@@ -59,4 +61,27 @@ export async function runBenchmark(name, main, cleanup) {
     await cleanup();
   }
   process.exit(code);
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo), the deepest first. */
+export function mountsUnder(dir) {
+  const unescape = (field) => field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
+  let info = "";
+  try {
+    info = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const points = info.split("\n").filter(Boolean).map((line) => unescape(line.split(" ")[4]));
+  return [...new Set(points.filter((point) => point === dir || point.startsWith(`${dir}/`)))].sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts everything mounted at or below `dir` (repeatedly, for stacked mounts); returns what is still mounted. */
+export function unmountUnder(dir) {
+  for (let pass = 0; pass < 5; pass++) {
+    const points = mountsUnder(dir);
+    if (points.length === 0) break;
+    for (const point of points) spawnSync("umount", [point], { stdio: "ignore" });
+  }
+  return mountsUnder(dir);
 }
