@@ -26,6 +26,10 @@ export type AgentErrorCode =
   | "ERR_STATUS"
   /** `weft-agent install-cni` cannot install the plugin. */
   | "ERR_INSTALL_CNI"
+  /** The datapath mode cannot be had: --datapath ebpf on a node that lacks something, or its load failed. */
+  | "ERR_DATAPATH"
+  /** A pin of weft's name under --bpf-dir holds another program's object: refused, never replaced. */
+  | "ERR_BPF_PIN_CONFLICT"
   | SourceErrorCode;
 
 export type SourceErrorCode =
@@ -119,6 +123,18 @@ export class StatusError extends AgentError<"ERR_STATUS"> {
 export class InstallError extends AgentError<"ERR_INSTALL_CNI"> {
   constructor(message: string, options?: { cause?: unknown }) {
     super("ERR_INSTALL_CNI", message, options);
+  }
+}
+
+export class DatapathError extends AgentError<"ERR_DATAPATH"> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ERR_DATAPATH", message, options);
+  }
+}
+
+export class BpfPinConflictError extends AgentError<"ERR_BPF_PIN_CONFLICT"> {
+  constructor(message: string) {
+    super("ERR_BPF_PIN_CONFLICT", message);
   }
 }
 

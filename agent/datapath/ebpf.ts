@@ -23,6 +23,7 @@ import { getLink, listLinks, type NetlinkSocket } from "../../native/netlink";
 import type { EndpointRecord } from "../../cni/fast-path";
 import { endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
 import { parseHostVethAlias } from "../../cni/host-veth";
+import { BpfPinConflictError } from "../errors";
 import type { Logger } from "../log";
 import type { DesiredState } from "../reconcile";
 
@@ -59,13 +60,6 @@ export interface EbpfStatus {
   counters: Partial<Record<CounterName, number>>;
 }
 
-export class BpfPinConflictError extends Error {
-  readonly code = "ERR_BPF_PIN_CONFLICT";
-  constructor(message: string) {
-    super(message);
-    this.name = "BpfPinConflictError";
-  }
-}
 
 export class EbpfDatapath {
   readonly #o: EbpfDatapathOptions;

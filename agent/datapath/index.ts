@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { DatapathError } from "../errors";
 import type { BackendType } from "../model";
 
 export type DatapathFlag = "kernel" | "ebpf" | "auto";
@@ -20,13 +21,6 @@ export function endpointsDirOf(stateDir: string): string {
   return path.join(stateDir, "endpoints");
 }
 
-export class DatapathError extends Error {
-  readonly code = "ERR_DATAPATH";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "DatapathError";
-  }
-}
 
 export interface DatapathChoice {
   mode: DatapathMode;

@@ -4,7 +4,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { chooseDatapath, DatapathError, type NodeFacts } from "../../agent/datapath";
+import { chooseDatapath, type NodeFacts } from "../../agent/datapath";
+import { DatapathError } from "../../agent/errors";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "weft-datapath-mode-"));
 const objects = path.join(dir, "bpf");
