@@ -54,8 +54,12 @@ int weft_from_pod(struct __sk_buff *skb)
 		return pass(WEFT_FROM_POD_PASS_MISS);
 	if (weft_is_nat_flow(skb, &p))
 		return pass(WEFT_FROM_POD_PASS_NAT);
-	/* The redirect skips the kernel's forwarding MTU check: what would not fit the VTEP goes the kernel's way. */
-	if (bpf_check_mtu(skb, config->vtep_ifindex, &mtu, 0, 0) != 0)
+	/*
+	 * The redirect skips the kernel's forwarding MTU check: what would not fit the VTEP goes the kernel's way.
+	 * BPF_MTU_CHK_SEGS: without it the helper passes every GSO packet (a TCP pod at MTU 1500 sends them), whose
+	 * segments the VTEP then encapsulates past its MTU and the underlay fragments (e2e overlay-ebpf-modes, MTU).
+	 */
+	if (bpf_check_mtu(skb, config->vtep_ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != 0)
 		return pass(WEFT_FROM_POD_PASS_MTU);
 	/* flannel's wire: the inner frame goes from our VTEP's MAC to the remote VTEP's. */
 	if (!weft_set_macs(skb, node->vtep_mac, config->vtep_mac) || weft_set_tunnel_key(skb, config, node) < 0)

@@ -174,7 +174,8 @@ export async function startTcpStream(netnsName: string, host: string, port: numb
   let stderr = "";
   child.stdout!.on("data", (data: Buffer) => (stdout += data.toString()));
   child.stderr!.on("data", (data: Buffer) => (stderr += data.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close", not "exit": the report's last chunk of stdout may still be on its way when the process has exited.
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   const report = async (): Promise<StreamReport> => {
     await exited;
     const line = stdout.trim().split("\n").pop() ?? "";
@@ -231,7 +232,8 @@ export function startPing(netnsName: string, address: string, options: { count?:
       let out = "";
       child.stdout.on("data", (data: Buffer) => (out += data.toString()));
       child.stderr.on("data", (data: Buffer) => (out += data.toString()));
-      child.on("exit", () => {
+      // "close", not "exit": the summary may still be in the pipe when ping has exited.
+      child.on("close", () => {
         const match = /(\d+) packets transmitted, (\d+) packets received/.exec(out);
         if (!match) return reject(new Error(`ping from ${netnsName} to ${address} printed no summary: ${out.slice(-500)}`));
         const [transmitted, received] = [Number(match[1]), Number(match[2])];
