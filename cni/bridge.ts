@@ -55,6 +55,10 @@ export function ensureBridge(sock: NetlinkSocket, options: BridgeOptions): { bri
     // Another ADD may have won the race, with a bridge or (unlikely) something else of that name.
     bridge = findBridge(sock, options.name);
     if (!bridge) throw new CniError(ErrorCode.KernelFailure, `Cannot create bridge ${options.name}: it vanished after creation`);
+    // Pin its MAC, as the reference bridge plugin does ("set the bridge's MAC to itself"): a bridge whose address
+    // was never set takes the lowest MAC of its ports, so a later pod with a lower one would change the gateway's
+    // MAC under every pod that cached it (their routed traffic black-holed until ARP expires).
+    if (created) setLink(sock, bridge.index, { mac: bridge.mac });
   }
   if (!bridge.up || (options.mtu !== undefined && bridge.mtu !== options.mtu)) {
     setLink(sock, bridge.index, options.mtu === undefined ? { up: true } : { up: true, mtu: options.mtu });

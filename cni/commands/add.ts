@@ -77,7 +77,7 @@ export function runAdd(env: CniEnv, stdin: Buffer): unknown {
     const routes = podRoutes(network, allocations);
     for (const route of routes) addPodRoute(pod, podLink.index, route);
 
-    // Read the bridge again: a new bridge takes its MAC from its first port, attached just above.
+    // Read the bridge again: another ADD may have created it (the MAC is pinned at creation, see bridge.ts).
     const attachedBridge = getLinkByIndex(host, bridge.index) ?? bridge;
     if (network.fastPath) {
       const fastPath = network.fastPath;

@@ -340,12 +340,6 @@ describe("kernel → ebpf → kernel across agent restarts, 3 nodes", () => {
     const netConf = cluster.writeNetConf(NET_CONF);
     args = ["--source", "file", "--node-file", nodeFile, "--net-conf", netConf];
     await cluster.startAgents(() => [...args, "--datapath", "kernel"], { podsPerNode: 1, timeoutMs: 60_000 });
-    // Workaround for a plugin bug (cni/bridge.ts does not pin the bridge's MAC, as the reference bridge plugin
-    // does): a pod added later whose host veth has a lower MAC changes cni0's, and a kernel-path pod that cached
-    // the old one loses all routed traffic for up to a minute. This test adds pods in every phase; pin it by hand.
-    for (const node of cluster.nodes) {
-      node.ns.exec(["ip", "link", "set", "cni0", "address", node.ipJson<{ address: string }[]>(["link", "show", "cni0"])[0]!.address]);
-    }
     for (const pod of allPods()) servers.push(await startEchoServer(pod.ns.name, ECHO_PORT));
     fresh = cluster.nodes.map((node) => ({ objects: node.kernelObjects(), vtep: vtepOf(node) }));
   }, 120_000);

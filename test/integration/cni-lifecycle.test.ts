@@ -91,6 +91,28 @@ describe("pods on one bridge", () => {
       node.run("DEL", { containerId, netns: pod.path }, node.conf());
     }
   });
+
+  it("keeps the bridge's MAC when a port with a lower MAC joins (the pods' gateway entry stays valid)", () => {
+    const conf = node.conf({ bridge: "cnimac", ipam: { ranges: [[{ subnet: "10.249.0.0/24" }]], dataDir: node.dataDir } });
+    const pod = node.pod();
+    const containerId = node.containerId();
+    node.add({ containerId, netns: pod.path }, conf);
+    try {
+      const macOf = (name: string): string => JSON.parse(node.node.exec(["ip", "-j", "link", "show", name]))[0].address;
+      const before = macOf("cnimac");
+      // An unpinned bridge would take this port's MAC, the lowest unicast one.
+      node.node.exec(["ip", "link", "add", "lowmac0", "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", "lowmac1"]);
+      try {
+        node.node.exec(["ip", "link", "set", "lowmac0", "master", "cnimac", "up"]);
+        expect(macOf("cnimac")).toBe(before);
+      } finally {
+        node.node.exec(["ip", "link", "del", "lowmac0"]);
+      }
+    } finally {
+      node.run("DEL", { containerId, netns: pod.path }, conf);
+      node.node.exec(["ip", "link", "del", "cnimac"]);
+    }
+  });
 });
 
 describe("ADD details", () => {
