@@ -149,7 +149,7 @@ export interface DatapathConfig {
   vtepIfindex: number;
   vni: number;
   vtepMac: string;
-  /** Zero UDP checksums on IPv4 tunnels, as flannel's VTEPs send. */
+  /** Zero outer UDP checksums on IPv4 tunnels (accepted by flannel's and weft's kernel VTEPs; see weft.h). */
   zeroChecksum: boolean;
 }
 

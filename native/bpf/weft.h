@@ -50,7 +50,11 @@ struct weft_config {
 	__u32 version;         /* WEFT_MAPS_VERSION of the agent that wrote it */
 };
 #define WEFT_CONFIG_READY 1
-/* Zero UDP checksums on IPv4 tunnels (flannel's VTEP default, udpcsum off). */
+/*
+ * Zero UDP checksums on IPv4 tunnels: the outer checksum costs a pass over the packet and IPv4 VXLAN receivers
+ * accept zero (RFC 7348); flannel.1 and weft's kernel-mode VTEP, which send computed ones, accept it too
+ * (e2e overlay-ebpf-modes, mixed cluster).
+ */
 #define WEFT_CONFIG_ZERO_CSUM 2
 
 /* weft_counters: per-CPU packet counters, one per program and verdict (every path ends in one). */
