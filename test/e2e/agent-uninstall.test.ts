@@ -12,12 +12,18 @@ function agentCommand(node: SimNode, argv: string[]): { code: number | null; std
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-for (const backend of ["vxlan", "host-gw"] as const) {
-  describe(`weft-agent uninstall (${backend})`, () => {
+const CASES = [
+  { backend: "vxlan", datapath: "kernel", label: "ux" },
+  { backend: "host-gw", datapath: "kernel", label: "uh" },
+  { backend: "vxlan", datapath: "ebpf", label: "ue" },
+] as const;
+
+for (const { backend, datapath, label } of CASES) {
+  describe(`weft-agent uninstall (${backend}, --datapath ${datapath})`, () => {
     let cluster: SimCluster;
 
     beforeAll(async () => {
-      cluster = SimCluster.create({ label: backend === "vxlan" ? "ux" : "uh", nodes: 2 });
+      cluster = SimCluster.create({ label, nodes: 2, datapath });
       const nodeFile = cluster.writeNodeFile();
       const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", Backend: { Type: backend } });
       for (const node of cluster.nodes) node.startAgent(["--source", "file", "--node-file", nodeFile, "--net-conf", netConf]);
@@ -38,6 +44,11 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       expect(node.kernelObjects().routes).toHaveLength(1);
       expect(fs.existsSync(node.conflist)).toBe(true);
       expect(fs.readdirSync(path.join(node.dir, "ipam"))).toContain("weft");
+      if (datapath === "ebpf") {
+        expect(fs.readdirSync(node.bpfDir)).toEqual(expect.arrayContaining(["prog_from_pod", "weft_endpoints", "links"]));
+        expect(fs.readdirSync(path.join(node.bpfDir, "links")).sort()).toEqual([expect.stringMatching(/^veth[0-9a-f]{8}-ingress$/), "weft_1-egress", "weft_1-ingress"]);
+        expect(fs.readdirSync(path.join(stateDir, "endpoints"))).toHaveLength(1);
+      }
       const binDir = path.join(node.dir, "bin");
       fs.mkdirSync(binDir);
       fs.writeFileSync(path.join(binDir, "weft"), "plugin");
@@ -49,7 +60,7 @@ for (const backend of ["vxlan", "host-gw"] as const) {
 
       const result = agentCommand(node, [
         "uninstall", "--cni-conf-dir", path.join(node.dir, "net.d"), "--subnet-file", node.subnetFile, "--state-dir", stateDir,
-        "--ipam-data-dir", path.join(node.dir, "ipam"), "--cni-bin-dir", binDir,
+        "--ipam-data-dir", path.join(node.dir, "ipam"), "--cni-bin-dir", binDir, "--bpf-dir", node.bpfDir,
       ]);
       expect(result, result.stderr).toMatchObject({ code: 0 });
       expect(result.stdout).toContain("removed nftables table inet weft");
@@ -66,8 +77,11 @@ for (const backend of ["vxlan", "host-gw"] as const) {
       if (fs.existsSync(stateDir)) expect(fs.readdirSync(stateDir).filter((f) => f.startsWith("vtep-mac"))).toEqual([]);
       expect(fs.readdirSync(path.join(node.dir, "ipam"))).not.toContain("weft");
       expect(fs.readdirSync(binDir)).toEqual(["bridge"]);
+      // The eBPF datapath's pins (programs, maps, the VTEP's and the pod's links) and the pod's record: all gone.
+      expect(fs.existsSync(node.bpfDir) ? fs.readdirSync(node.bpfDir) : []).toEqual([]);
+      expect(fs.existsSync(path.join(stateDir, "endpoints"))).toBe(false);
 
-      const again = agentCommand(node, ["uninstall", "--cni-conf-dir", path.join(node.dir, "net.d"), "--subnet-file", node.subnetFile, "--state-dir", stateDir, "--ipam-data-dir", path.join(node.dir, "ipam"), "--cni-bin-dir", binDir]);
+      const again = agentCommand(node, ["uninstall", "--cni-conf-dir", path.join(node.dir, "net.d"), "--subnet-file", node.subnetFile, "--state-dir", stateDir, "--ipam-data-dir", path.join(node.dir, "ipam"), "--cni-bin-dir", binDir, "--bpf-dir", node.bpfDir]);
       expect(again).toMatchObject({ code: 0, stdout: "nothing of weft's found on this node\n" });
     });
   });
