@@ -31,7 +31,7 @@ import {
 } from "./etcd-layout";
 import { checkAnnouncement } from "./local";
 import { NodeTable } from "./node-table";
-import { RepairGuard, type RepairGuardOptions } from "./repair-guard";
+import { contestedProblem, RepairGuard, type RepairGuardOptions } from "./repair-guard";
 import { Backoff, eitherSignal, sleep } from "./retry";
 
 export interface EtcdSourceOptions {
@@ -381,7 +381,7 @@ export class EtcdSource implements NodeSource {
     if (this.#lifetime.signal.aborted || this.#local !== claim || this.#recreating) return;
     const wait = this.#guard.waitMs("lease");
     if (wait > 0) {
-      this.#problem = `another writer keeps changing this node's lease key ${claim.key}: not repairing it for ${Math.ceil(wait / 1000)} s`;
+      this.#problem = contestedProblem(`lease key ${claim.key}`, wait);
       setTimeout(() => void this.#repairLocalIfNeeded(claim), wait).unref();
       return;
     }
@@ -408,7 +408,7 @@ export class EtcdSource implements NodeSource {
           this.#problem = undefined;
           if (this.#guard.record("lease")) {
             const pause = this.#guard.waitMs("lease");
-            this.#problem = `another writer keeps changing this node's lease key ${claim.key}: not repairing it for ${Math.ceil(pause / 1000)} s`;
+            this.#problem = contestedProblem(`lease key ${claim.key}`, pause);
             this.#log.error("Another writer keeps changing this node's lease key; pausing repairs instead of fighting it", { key: claim.key, pauseMs: pause });
           }
           this.#log.info("Put this node's subnet lease back", { key: claim.key, why });

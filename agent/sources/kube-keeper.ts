@@ -11,7 +11,7 @@ import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Node } from "@k
 import type { Logger } from "../log";
 import type { LocalRecordKeeper, LocalRecordStatus } from "../model";
 import { Backoff } from "./retry";
-import { RepairGuard, type RepairGuardOptions } from "./repair-guard";
+import { contestedProblem, RepairGuard, type RepairGuardOptions } from "./repair-guard";
 import { podCidrsOf } from "./kube-node";
 
 export interface KubeNodeKeeperOptions {
@@ -141,10 +141,10 @@ export class KubeNodeKeeper implements LocalRecordKeeper {
     this.#podCidrProblem = cidrs.length > 0 && cidrs.join(",") !== this.#o.podCidrs.join(",")
       ? `this node's spec.podCIDR is now ${cidrs.join(",")}, but this agent runs with ${this.#o.podCidrs.join(",")}: restart the agent`
       : undefined;
-    const kinds = this.#due(this.#differences(node));
-    if (kinds.length === 0) {
+    const differences = this.#differences(node);
+    if (this.#due(differences).length === 0) {
       this.#error = undefined;
-      if (this.#contested !== undefined && this.#dueKinds(this.#differences(node)).length === 0) this.#contested = undefined;
+      if (this.#contested !== undefined && this.#dueKinds(differences).length === 0) this.#contested = undefined;
       return;
     }
     if (this.#repairing) {
@@ -171,7 +171,7 @@ export class KubeNodeKeeper implements LocalRecordKeeper {
         due.push(kind);
         continue;
       }
-      this.#contested = `another writer keeps changing this node's ${describeKind(kind, differences)}: not repairing it for ${Math.ceil(wait / 1000)} s`;
+      this.#contested = contestedProblem(describeKind(kind, differences), wait);
       this.#later(wait);
     }
     return due;
@@ -202,7 +202,7 @@ export class KubeNodeKeeper implements LocalRecordKeeper {
         this.#o.logger.warn(`Repaired this node's ${kind === "annotations" ? "annotations" : "NetworkUnavailable condition"}`, { node: this.#o.name, differed: detail });
         if (this.#guard.record(kind)) {
           const wait = this.#guard.waitMs(kind);
-          this.#contested = `another writer keeps changing this node's ${describeKind(kind, differences)}: not repairing it for ${Math.ceil(wait / 1000)} s`;
+          this.#contested = contestedProblem(describeKind(kind, differences), wait);
           this.#o.logger.error("Another writer keeps changing this node's record; pausing repairs instead of fighting it", { node: this.#o.name, what: kind, pauseMs: wait });
         }
       }

@@ -24,6 +24,11 @@ interface KindState {
   nextPauseMs: number;
 }
 
+/** The status line of a contested record: what another writer keeps changing, and how long repairs pause. */
+export function contestedProblem(what: string, waitMs: number): string {
+  return `another writer keeps changing this node's ${what}: not repairing it for ${Math.ceil(waitMs / 1000)} s`;
+}
+
 export class RepairGuard {
   readonly #limit: number;
   readonly #windowMs: number;
