@@ -156,8 +156,8 @@ export interface CniFilesOptions {
   ipamDataDir: string;
   logger: Logger;
   onError(message: string): void;
-  /** Extra lines of the subnet file (the datapath's). */
-  subnetFileEntries?: Record<string, string>;
+  /** Extra lines of the subnet file, asked at each write (the datapath's: none once it fell back to the kernel path). */
+  subnetFileEntries?: () => Record<string, string> | undefined;
 }
 
 /**
@@ -165,7 +165,7 @@ export interface CniFilesOptions {
  * pod CIDRs, the backend's MTU). Errors are kept in the status (and reported through `onError`), never thrown.
  */
 export class CniFiles {
-  #o: CniFilesOptions;
+  readonly #o: CniFilesOptions;
   #written = false;
   #error: string | undefined;
 
@@ -181,16 +181,12 @@ export class CniFiles {
     return this.#written;
   }
 
-  /** The datapath's lines changed (an eBPF load that fell back to the kernel path): written with the next write. */
-  setSubnetFileEntries(entries: Record<string, string> | undefined): void {
-    const { subnetFileEntries: _, ...rest } = this.#o;
-    this.#o = entries ? { ...rest, subnetFileEntries: entries } : rest;
-  }
 
   write(node: PeerNode, mtu: number): void {
     const o = this.#o;
     try {
-      const content = { ...subnetFileContent(o.network, node, mtu), ...(o.subnetFileEntries ? { weft: o.subnetFileEntries } : {}) };
+      const weft = o.subnetFileEntries?.();
+      const content = { ...subnetFileContent(o.network, node, mtu), ...(weft ? { weft } : {}) };
       if (writeSubnetFile(content, { path: o.subnetFile })) o.logger.info("Wrote the subnet file", { path: o.subnetFile, mtu });
       if (writeCniConfList({ path: this.conflistPath, bridge: o.bridge, subnetFile: o.subnetFile, ipamDataDir: o.ipamDataDir })) o.logger.info("Wrote the CNI config", { path: this.conflistPath });
       this.#written = true;

@@ -110,7 +110,7 @@ export class Agent {
     this.#files = new CniFiles({
       network: options.network, cniConfDir: options.cniConfDir, bridge: options.bridge, subnetFile: options.subnetFile,
       ipamDataDir: options.ipamDataDir, logger: options.logger, onError,
-      ...(this.#ebpf ? { subnetFileEntries: this.#ebpf.subnetFileEntries() } : {}),
+      subnetFileEntries: () => this.#ebpf?.subnetFileEntries(),
     });
     this.#masq = new MasqSync({ network: options.network, enabled: options.ipMasq, ...(options.nft ? { nft: options.nft } : {}), signal: this.#lifetime.signal, logger: options.logger, onError });
   }
@@ -174,7 +174,6 @@ export class Agent {
         this.#log.warn("Cannot load the eBPF datapath; using the kernel path", { error });
         this.#datapath = { mode: "kernel", reason: `auto: loading the eBPF datapath failed: ${(error as Error).message.split("\n")[0]}` };
         this.#ebpf = undefined;
-        this.#files.setSubnetFileEntries(undefined);
       }
     }
     if (o.datapath) {
