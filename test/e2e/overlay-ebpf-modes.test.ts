@@ -24,7 +24,7 @@ import { configureAsFlannel, nodeFileEntry, SimCluster, writeNodeEntries, type S
 import { linkNames } from "../support/netns";
 import { eventually } from "../support/podman";
 import {
-  startEchoServer, startPing, startTcpStream, tcpEcho, type EchoServer, type PingSummary, type StreamReport,
+  startEchoServer, startPing, startTcpStream, unreachablePairs, type EchoServer, type PingSummary, type StreamReport,
 } from "../support/traffic";
 
 const ECHO_PORT = 7021;
@@ -136,15 +136,7 @@ function vtepOf(node: SimNode): VtepView {
 
 /** TCP echo between every ordered pair of `pods`; the failures, empty when all reach each other with their own address. */
 function unreachable(pods: SimPod[]): string[] {
-  const failures: string[] = [];
-  for (const from of pods) {
-    for (const to of pods) {
-      if (from === to) continue;
-      const result = tcpEcho(from.ns.name, to.ip, ECHO_PORT);
-      if (!result.ok || result.source !== from.ip) failures.push(`${from.ip} → ${to.ip}: ${result.error || `source seen as ${result.source}`}`);
-    }
-  }
-  return failures;
+  return unreachablePairs(pods, ECHO_PORT);
 }
 
 async function allReach(pods: SimPod[], timeoutMs = 10_000): Promise<void> {

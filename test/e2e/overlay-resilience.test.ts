@@ -10,7 +10,7 @@ import type { AgentState } from "../../agent/debug/state";
 import { configureAsFlannel, nodeFileEntry, runAgentOnce, SimCluster, writeNodeEntries, type SimNode, type SimPod } from "../support/cluster";
 import { eventually } from "../support/podman";
 import {
-  startEchoServer, startPing, startTcpStream, tcpEcho, type EchoServer, type PingSummary, type StreamReport,
+  startEchoServer, startPing, startTcpStream, unreachablePairs, type EchoServer, type PingSummary, type StreamReport,
 } from "../support/traffic";
 
 const ECHO_PORT = 7007;
@@ -25,18 +25,9 @@ function programmed(state: AgentState): string[] {
   return state.peers.filter((p) => p.status === "programmed").map((p) => p.name);
 }
 
-/** GET on the agent's debug endpoint inside the node. */
 /** TCP echo between every ordered pair of `pods`; the failures, empty when all reach each other with their own address. */
 function unreachable(pods: SimPod[]): string[] {
-  const failures: string[] = [];
-  for (const from of pods) {
-    for (const to of pods) {
-      if (from === to) continue;
-      const result = tcpEcho(from.ns.name, to.ip, ECHO_PORT);
-      if (!result.ok || result.source !== from.ip) failures.push(`${from.ip} → ${to.ip}: ${result.error || `source seen as ${result.source}`}`);
-    }
-  }
-  return failures;
+  return unreachablePairs(pods, ECHO_PORT);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

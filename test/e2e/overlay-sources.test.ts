@@ -11,23 +11,14 @@ import { SimCluster, startNetnsProxy, UNDERLAY_PREFIX, type NetnsProxy, type Sim
 import { startEtcd, type TestEtcd } from "../support/etcd";
 import { eventually } from "../support/podman";
 import { FakeKubeApiServer, type FakeNode } from "../support/fake-kube-apiserver";
-import { startEchoServer, tcpEcho, type EchoServer } from "../support/traffic";
+import { startEchoServer, tcpEcho, unreachablePairs, type EchoServer } from "../support/traffic";
 
 const ECHO_PORT = 7007;
 
 /** Starts an echo server in every pod, then checks every pod reaches every other pod with its own address. */
 async function podMatrix(cluster: Cluster, servers: EchoServer[]): Promise<string[]> {
   for (const node of cluster.nodes) for (const pod of node.pods) servers.push(await startEchoServer(pod.ns.name, ECHO_PORT));
-  const pods = cluster.nodes.flatMap((node) => node.pods);
-  const failures: string[] = [];
-  for (const from of pods) {
-    for (const to of pods) {
-      if (from === to) continue;
-      const result = tcpEcho(from.ns.name, to.ip, ECHO_PORT);
-      if (!result.ok || result.source !== from.ip) failures.push(`${from.ip} → ${to.ip}: ${result.error || `source ${result.source}`}`);
-    }
-  }
-  return failures;
+  return unreachablePairs(cluster.nodes.flatMap((node) => node.pods), ECHO_PORT);
 }
 
 describe("3 nodes, vxlan, etcd source (flannel's lease model, real etcd)", () => {

@@ -63,6 +63,22 @@ export function tcpEcho(netnsName: string, host: string, port: number): { ok: bo
   return { ok: child.status === 0, source: child.stdout.trim(), error: child.stderr.trim() };
 }
 
+/**
+ * TCP echo between every ordered pair of `pods` (to each pod's IPv4 address, on `port`): the failures, empty when
+ * all reach each other with their own address.
+ */
+export function unreachablePairs(pods: readonly { ns: { name: string }; ip: string }[], port: number): string[] {
+  const failures: string[] = [];
+  for (const from of pods) {
+    for (const to of pods) {
+      if (from === to) continue;
+      const result = tcpEcho(from.ns.name, to.ip, port);
+      if (!result.ok || result.source !== from.ip) failures.push(`${from.ip} → ${to.ip}: ${result.error || `source seen as ${result.source}`}`);
+    }
+  }
+  return failures;
+}
+
 const WHOAMI_SERVER = `
 const net = require("node:net");
 const server = net.createServer((socket) => socket.end(socket.remoteAddress.replace(/^::ffff:/, "")));
