@@ -9,8 +9,8 @@
 import { closeSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isErrno } from "../native/errors";
-import { decodeEndpoint, encodeAddr, encodeEndpoint, PINS, SIZES } from "../native/bpf/maps";
-import { linkCreateTcx, mapDelete, mapLookup, mapUpdate, objGet, objPin } from "../native/bpf/syscall";
+import { decodeEndpoint, encodeAddr, encodeEndpoint, linkPin, PINS, SIZES } from "../native/bpf/maps";
+import { mapDelete, mapLookup, mapUpdate, objGet, pinNewTcxLink } from "../native/bpf/syscall";
 
 export interface FastPathConfig {
   /** The agent's pin root (its programs and maps). */
@@ -34,9 +34,9 @@ export interface EndpointRecord {
 
 export type AttachOutcome = { attached: true } | { attached: false; reason: string };
 
-/** The tcx link's pin: one per host veth (whose names have no dot, which bpffs refuses). */
+/** The tcx link's pin: one per host veth. */
 export function endpointLinkPin(config: FastPathConfig, hostVeth: string): string {
-  return join(config.bpfDir, PINS.links, `${hostVeth}-ingress`);
+  return linkPin(config.bpfDir, hostVeth, "ingress");
 }
 
 function recordPath(config: FastPathConfig, hostVeth: string): string {
@@ -56,8 +56,6 @@ export function attachEndpoint(config: FastPathConfig, record: EndpointRecord): 
   } catch (error) {
     return { attached: false, reason: isErrno(error, "ENOENT") ? "the agent has not loaded the eBPF datapath yet" : `cannot open ${PINS.endpoints}: ${(error as Error).message}` };
   }
-  let program: number | undefined;
-  let link: number | undefined;
   const written: Buffer[] = [];
   try {
     const value = encodeEndpoint({ ifindex: record.ifindex, mac: record.mac, gatewayMac: record.gatewayMac });
@@ -72,19 +70,12 @@ export function attachEndpoint(config: FastPathConfig, record: EndpointRecord): 
       }
       written.push(key);
     }
-    program = objGet(join(config.bpfDir, PINS.fromPod));
-    link = linkCreateTcx(program, record.ifindex, "ingress");
-    const pin = endpointLinkPin(config, record.hostVeth);
-    mkdirSync(join(config.bpfDir, PINS.links), { recursive: true, mode: 0o700 });
-    rmSync(pin, { force: true }); // a leftover of an earlier veth of this name (its device is gone)
-    objPin(link, pin);
+    pinNewTcxLink(join(config.bpfDir, PINS.fromPod), record.ifindex, "ingress", endpointLinkPin(config, record.hostVeth));
     return { attached: true };
   } catch (error) {
     for (const done of written) mapDelete(endpoints, done);
     return { attached: false, reason: `cannot attach the fast path: ${(error as Error).message}` };
   } finally {
-    if (link !== undefined) closeSync(link); // the pin holds it now (or nothing does: detached)
-    if (program !== undefined) closeSync(program);
     closeSync(endpoints);
   }
 }

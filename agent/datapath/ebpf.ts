@@ -7,16 +7,16 @@
 //   - the endpoints the plugin recorded: their entries in weft_endpoints and their from_pod links, restored when
 //     missing, removed when their veth is gone.
 // Pins survive the agent (SIGKILL included): forwarding never depends on the agent running.
-import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { ensureBpffs } from "../../native/bpf/bpffs";
 import { BpfObject, setLibbpfLogger } from "../../native/bpf/libbpf";
 import {
-  COUNTERS, decodeEndpoint, decodeLpmKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, MAPS_VERSION, PINS,
-  SIZES, sumPerCpu, type CounterName,
+  COUNTERS, decodeEndpoint, decodeLpmKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, linkPin, MAPS_VERSION,
+  PINS, SIZES, sumPerCpu, type CounterName,
 } from "../../native/bpf/maps";
 import {
-  linkCreateTcx, linkUpdate, mapDelete, mapKeys, mapLookup, mapUpdate, objGet, objInfo, objPin, possibleCpus, type TcxDirection,
+  linkUpdate, mapDelete, mapKeys, mapLookup, mapUpdate, objGet, objInfo, pinNewTcxLink, possibleCpus, type ObjInfo, type TcxDirection,
 } from "../../native/bpf/syscall";
 import { isErrno } from "../../native/errors";
 import { getLink, listLinks, type NetlinkSocket } from "../../native/netlink";
@@ -68,7 +68,10 @@ export class EbpfDatapath {
   /** weft_nodes as last written: CIDR → encoded value (hex), to apply only differences between full reads. */
   #nodes = new Map<string, string>();
   #vtep = { ingress: false, egress: false };
-  #endpoints = { recorded: 0, attached: 0, onKernelPath: [] as string[] };
+  /** As the last run found them; `entries`: weft_endpoints after its garbage collection. */
+  #endpoints = { recorded: 0, attached: 0, entries: 0, onKernelPath: [] as string[] };
+  /** The maps' max_entries, read once they are loaded. */
+  #capacity = { endpoints: 0, nodes: 0 };
 
   constructor(options: EbpfDatapathOptions) {
     this.#o = options;
@@ -113,6 +116,11 @@ export class EbpfDatapath {
     } finally {
       setLibbpfLogger(undefined);
     }
+    const maxEntries = (pin: string): number => {
+      const info = withFd(path.join(dir, pin), objInfo);
+      return info.kind === "map" ? info.maxEntries : 0;
+    };
+    this.#capacity = { endpoints: maxEntries(PINS.endpoints), nodes: maxEntries(PINS.nodes) };
     this.#o.logger.info("Loaded the eBPF datapath", { bpfDir: dir, programs: Object.fromEntries(this.#programIds) });
   }
 
@@ -146,9 +154,8 @@ export class EbpfDatapath {
 
   status(): EbpfStatus {
     const counters: Partial<Record<CounterName, number>> = {};
-    let entries = { endpoints: 0, nodes: 0 };
     try {
-      withMap(path.join(this.#o.bpfDir, PINS.counters), (fd) => {
+      withFd(path.join(this.#o.bpfDir, PINS.counters), (fd) => {
         const size = 8 * possibleCpus();
         COUNTERS.forEach((name, index) => {
           const key = Buffer.alloc(4);
@@ -157,18 +164,14 @@ export class EbpfDatapath {
           counters[name] = value ? Number(sumPerCpu(value)) : 0;
         });
       });
-      entries = {
-        endpoints: withMap(path.join(this.#o.bpfDir, PINS.endpoints), (fd) => [...mapKeys(fd, SIZES.addr)].length),
-        nodes: this.#nodes.size,
-      };
     } catch {
       // Pins gone (uninstalled under us): the status says so through zero counts.
     }
     return {
       bpfDir: this.#o.bpfDir,
       programs: Object.fromEntries(this.#programIds),
-      endpoints: { ...this.#endpoints, entries: entries.endpoints, capacity: 8192 },
-      nodes: { entries: entries.nodes, capacity: 16384 },
+      endpoints: { ...this.#endpoints, capacity: this.#capacity.endpoints },
+      nodes: { entries: this.#nodes.size, capacity: this.#capacity.nodes },
       vtep: { ...this.#vtep },
       counters,
     };
@@ -179,28 +182,17 @@ export class EbpfDatapath {
     const dir = this.#o.bpfDir;
     for (const map of MAPS) {
       const pin = path.join(dir, map.pin);
-      if (!existsSync(pin)) continue;
-      const info = withFd(pin, objInfo);
-      if (info.kind !== "map" || !map.pin.startsWith(info.name)) {
-        throw new BpfPinConflictError(`Cannot load the eBPF datapath: ${pin} holds ${info.kind === "map" ? `map "${info.name}"` : `a ${info.kind}`}, not weft's ${map.pin}; remove it if it is not in use`);
-      }
-      if (info.keySize !== map.keySize || info.valueSize !== map.valueSize) {
+      const info = pinnedOurs(pin, "map", map.pin);
+      if (info?.kind === "map" && (info.keySize !== map.keySize || info.valueSize !== map.valueSize)) {
         // An older agent's layout: new maps replace it; the programs and links keep the old ones until swapped.
         this.#o.logger.warn("Replacing a pinned map of another layout", { pin, keySize: info.keySize, valueSize: info.valueSize });
         unlinkSync(pin);
       }
     }
-    for (const program of PROGRAMS) {
-      const pin = path.join(dir, program.pin);
-      if (!existsSync(pin)) continue;
-      const info = withFd(pin, objInfo);
-      if (info.kind !== "prog" || !program.name.startsWith(info.name)) {
-        throw new BpfPinConflictError(`Cannot load the eBPF datapath: ${pin} holds ${info.kind === "prog" ? `program "${info.name}"` : `a ${info.kind}`}, not weft's ${program.name}; remove it if it is not in use`);
-      }
-    }
+    for (const program of PROGRAMS) pinnedOurs(path.join(dir, program.pin), "prog", program.name);
     const config = path.join(dir, PINS.config);
     if (existsSync(config)) {
-      const version = withMap(config, (fd) => mapLookup(fd, Buffer.alloc(4), SIZES.config)?.readUInt32LE(20) ?? 0);
+      const version = withFd(config, (fd) => mapLookup(fd, Buffer.alloc(4), SIZES.config)?.readUInt32LE(20) ?? 0);
       if (version !== 0 && version !== MAPS_VERSION) {
         this.#o.logger.warn("Replacing the maps of another datapath version", { version, ours: MAPS_VERSION });
         for (const map of MAPS) rmSync(path.join(dir, map.pin), { force: true });
@@ -210,7 +202,7 @@ export class EbpfDatapath {
 
   #writeConfig(config: Parameters<typeof encodeConfig>[0]): void {
     const value = encodeConfig(config);
-    withMap(path.join(this.#o.bpfDir, PINS.config), (fd) => {
+    withFd(path.join(this.#o.bpfDir, PINS.config), (fd) => {
       const key = Buffer.alloc(4);
       if (!mapLookup(fd, key, SIZES.config)?.equals(value)) mapUpdate(fd, key, value);
     });
@@ -232,15 +224,7 @@ export class EbpfDatapath {
       }
       unlinkSync(pin); // its device is gone (a recreated VTEP): the link is defunct
     }
-    mkdirSync(path.dirname(pin), { recursive: true, mode: 0o700 });
-    withFd(path.join(this.#o.bpfDir, program), (prog) => {
-      const link = linkCreateTcx(prog, ifindex, direction);
-      try {
-        objPin(link, pin);
-      } finally {
-        closeSync(link);
-      }
-    });
+    pinNewTcxLink(path.join(this.#o.bpfDir, program), ifindex, direction, pin);
     this.#o.logger.info("Attached an eBPF program", { device, direction, program });
     return true;
   }
@@ -251,7 +235,7 @@ export class EbpfDatapath {
     for (const objects of desired.byNode.values()) {
       for (const tunnel of objects.tunnels ?? []) wanted.set(tunnel.cidr, encodeNode({ ip: tunnel.remote, vtepMac: tunnel.vtepMac }).toString("hex"));
     }
-    withMap(path.join(this.#o.bpfDir, PINS.nodes), (fd) => {
+    withFd(path.join(this.#o.bpfDir, PINS.nodes), (fd) => {
       if (full) {
         this.#nodes.clear();
         for (const key of mapKeys(fd, SIZES.lpmKey)) {
@@ -284,8 +268,9 @@ export class EbpfDatapath {
     const onKernelPath: string[] = [];
     let recorded = 0;
     let attached = 0;
+    let entries = 0;
     const names = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".json")) : [];
-    withMap(path.join(this.#o.bpfDir, PINS.endpoints), (endpoints) => {
+    withFd(path.join(this.#o.bpfDir, PINS.endpoints), (endpoints) => {
       for (const name of names) {
         const hostVeth = name.slice(0, -".json".length);
         const record = readEndpointRecord(config, hostVeth);
@@ -321,11 +306,26 @@ export class EbpfDatapath {
       for (const key of [...mapKeys(endpoints, SIZES.addr)]) {
         const value = mapLookup(endpoints, key, SIZES.endpoint);
         if (value && !live.has(decodeEndpoint(value).ifindex)) mapDelete(endpoints, key);
+        else entries++;
       }
     });
     if (onKernelPath.length > this.#endpoints.onKernelPath.length) this.#o.logger.warn("Pods on the kernel path", { pods: onKernelPath.slice(0, 20) });
-    this.#endpoints = { recorded, attached, onKernelPath };
+    this.#endpoints = { recorded, attached, entries, onKernelPath };
   }
+}
+
+/**
+ * What is pinned at `pin`, undefined when nothing is; a pin that holds something other than weft's `name` of this
+ * kind (another program's map or program) is refused. The kernel keeps 15 bytes of a name: `name` starts with it.
+ */
+function pinnedOurs(pin: string, kind: "map" | "prog", name: string): ObjInfo | undefined {
+  if (!existsSync(pin)) return undefined;
+  const info = withFd(pin, objInfo);
+  if (info.kind !== kind || !name.startsWith(info.name)) {
+    const held = info.kind === kind ? `${kind === "map" ? "map" : "program"} "${info.name}"` : `a ${info.kind}`;
+    throw new BpfPinConflictError(`Cannot load the eBPF datapath: ${pin} holds ${held}, not weft's ${name}; remove it if it is not in use`);
+  }
+  return info;
 }
 
 function withFd<T>(pin: string, fn: (fd: number) => T): T {
@@ -337,12 +337,6 @@ function withFd<T>(pin: string, fn: (fd: number) => T): T {
   }
 }
 
-const withMap = withFd;
-
-/** A device's tcx link pin: <links>/<device>-<direction>, dots replaced (bpffs refuses names with a dot). */
-export function linkPin(bpfDir: string, device: string, direction: TcxDirection): string {
-  return path.join(bpfDir, PINS.links, `${device.replaceAll(".", "_")}-${direction}`);
-}
 
 function programId(pin: string): number {
   const info = withFd(pin, objInfo);

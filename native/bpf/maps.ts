@@ -4,6 +4,7 @@
 //
 // Addresses are 16 bytes in network order, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d); an IPv4 CIDR of length n is
 // an LPM prefix of 96 + n. Numbers are in the host's byte order (little-endian here), as the programs read them.
+import { join } from "node:path";
 import { formatIp, parseCidr, writeIp, type IpFamily } from "../addresses";
 
 /** WEFT_MAPS_VERSION: pins of another version are replaced by the agent at start. */
@@ -21,6 +22,11 @@ export const PINS = {
   /** Directory of the tcx links, one per attachment: "<device>-ingress" (bpffs names cannot hold a dot). */
   links: "links",
 } as const;
+
+/** A device's tcx link pin: <bpfDir>/links/<device>-<direction>, dots replaced (bpffs refuses names with a dot). */
+export function linkPin(bpfDir: string, device: string, direction: "ingress" | "egress"): string {
+  return join(bpfDir, PINS.links, `${device.replaceAll(".", "_")}-${direction}`);
+}
 
 export const SIZES = { addr: 16, endpoint: 20, lpmKey: 20, node: 24, config: 24 } as const;
 

@@ -4,7 +4,8 @@
 //
 // Each call fills only its own part of `union bpf_attr` and passes that part's size: the kernel accepts a
 // shorter attr (and zero-fills the rest), so the layouts below need not follow the union's growth.
-import { closeSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, mkdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { KernelError } from "../errors";
 import { loadKoffi, type Koffi } from "../koffi-loader";
 
@@ -215,6 +216,27 @@ export function linkCreateTcx(progFd: number, ifindex: number, direction: TcxDir
  * Swaps the program of a link in place: no moment without a program on the device. With `expectedProgFd`, only
  * if the link still runs that program (else EPERM), so two agents cannot undo each other's update.
  */
+/**
+ * Attaches the program pinned at `programPin` to a device of the calling thread's namespace with a new tcx link,
+ * and pins the link at `linkPin` (a pin left there by a device that is gone is replaced), so that it outlives the
+ * caller: the agent for its VTEP and for endpoints it restores, the plugin for each new pod.
+ */
+export function pinNewTcxLink(programPin: string, ifindex: number, direction: TcxDirection, linkPin: string): void {
+  const program = objGet(programPin);
+  try {
+    const link = linkCreateTcx(program, ifindex, direction);
+    try {
+      mkdirSync(dirname(linkPin), { recursive: true, mode: 0o700 });
+      rmSync(linkPin, { force: true });
+      objPin(link, linkPin);
+    } finally {
+      closeFd(link);
+    }
+  } finally {
+    closeFd(program);
+  }
+}
+
 export function linkUpdate(linkFd: number, newProgFd: number, options: { expectedProgFd?: number } = {}): void {
   const attr = Buffer.alloc(16); // link_fd, new_prog_fd, flags, old_prog_fd
   attr.writeUInt32LE(linkFd, 0);
