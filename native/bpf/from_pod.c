@@ -15,12 +15,6 @@
 #include "lib/packet.h"
 #include "lib/tunnel.h"
 
-static __always_inline int pass(__u32 counter)
-{
-	weft_count(counter);
-	return TC_ACT_OK;
-}
-
 SEC("tc")
 int weft_from_pod(struct __sk_buff *skb)
 {
@@ -32,17 +26,17 @@ int weft_from_pod(struct __sk_buff *skb)
 	__u32 mtu = 0;
 
 	if (!config)
-		return pass(WEFT_FROM_POD_PASS_NOT_READY);
+		return weft_verdict(WEFT_FROM_POD_PASS_NOT_READY, TC_ACT_OK);
 	if (weft_parse(skb, &p) < 0)
-		return pass(WEFT_FROM_POD_PASS_NOT_IP);
+		return weft_verdict(WEFT_FROM_POD_PASS_NOT_IP, TC_ACT_OK);
 
 	endpoint = bpf_map_lookup_elem(&weft_endpoints, &p.dst);
 	if (endpoint) {
 		if (weft_is_nat_flow(skb, &p))
-			return pass(WEFT_FROM_POD_PASS_NAT);
+			return weft_verdict(WEFT_FROM_POD_PASS_NAT, TC_ACT_OK);
 		/* The pod sees what the bridge would deliver: from the gateway, to itself, as a packet for this host. */
 		if (!weft_set_macs(skb, endpoint->mac, endpoint->gateway_mac) || bpf_skb_change_type(skb, PACKET_HOST) < 0)
-			return pass(WEFT_FROM_POD_PASS_ERROR);
+			return weft_verdict(WEFT_FROM_POD_PASS_ERROR, TC_ACT_OK);
 		weft_count(WEFT_FROM_POD_LOCAL);
 		return bpf_redirect_peer(endpoint->ifindex, 0);
 	}
@@ -51,19 +45,19 @@ int weft_from_pod(struct __sk_buff *skb)
 	key.addr = p.dst;
 	node = bpf_map_lookup_elem(&weft_nodes, &key);
 	if (!node)
-		return pass(WEFT_FROM_POD_PASS_MISS);
+		return weft_verdict(WEFT_FROM_POD_PASS_MISS, TC_ACT_OK);
 	if (weft_is_nat_flow(skb, &p))
-		return pass(WEFT_FROM_POD_PASS_NAT);
+		return weft_verdict(WEFT_FROM_POD_PASS_NAT, TC_ACT_OK);
 	/*
 	 * The redirect skips the kernel's forwarding MTU check: what would not fit the VTEP goes the kernel's way.
 	 * BPF_MTU_CHK_SEGS: without it the helper passes every GSO packet (a TCP pod at MTU 1500 sends them), whose
 	 * segments the VTEP then encapsulates past its MTU and the underlay fragments (e2e overlay-ebpf-modes, MTU).
 	 */
 	if (bpf_check_mtu(skb, config->vtep_ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) != 0)
-		return pass(WEFT_FROM_POD_PASS_MTU);
+		return weft_verdict(WEFT_FROM_POD_PASS_MTU, TC_ACT_OK);
 	/* flannel's wire: the inner frame goes from our VTEP's MAC to the remote VTEP's. */
 	if (!weft_set_macs(skb, node->vtep_mac, config->vtep_mac) || weft_set_tunnel_key(skb, config, node) < 0)
-		return pass(WEFT_FROM_POD_PASS_ERROR);
+		return weft_verdict(WEFT_FROM_POD_PASS_ERROR, TC_ACT_OK);
 	weft_count(WEFT_FROM_POD_REMOTE);
 	return bpf_redirect(config->vtep_ifindex, 0);
 }

@@ -17,12 +17,6 @@
 #include "lib/packet.h"
 #include "lib/tunnel.h"
 
-static __always_inline int verdict(__u32 counter, int action)
-{
-	weft_count(counter);
-	return action;
-}
-
 SEC("tc")
 int weft_from_tunnel(struct __sk_buff *skb)
 {
@@ -31,16 +25,16 @@ int weft_from_tunnel(struct __sk_buff *skb)
 	struct weft_packet p;
 
 	if (!config)
-		return verdict(WEFT_FROM_TUNNEL_PASS_NOT_READY, TC_ACT_OK);
+		return weft_verdict(WEFT_FROM_TUNNEL_PASS_NOT_READY, TC_ACT_OK);
 	if (weft_parse(skb, &p) < 0)
-		return verdict(WEFT_FROM_TUNNEL_PASS_NOT_IP, TC_ACT_OK);
+		return weft_verdict(WEFT_FROM_TUNNEL_PASS_NOT_IP, TC_ACT_OK);
 	endpoint = bpf_map_lookup_elem(&weft_endpoints, &p.dst);
 	if (!endpoint)
-		return verdict(WEFT_FROM_TUNNEL_PASS_MISS, TC_ACT_OK);
+		return weft_verdict(WEFT_FROM_TUNNEL_PASS_MISS, TC_ACT_OK);
 	if (weft_is_nat_flow(skb, &p))
-		return verdict(WEFT_FROM_TUNNEL_PASS_NAT, TC_ACT_OK);
+		return weft_verdict(WEFT_FROM_TUNNEL_PASS_NAT, TC_ACT_OK);
 	if (!weft_set_macs(skb, endpoint->mac, endpoint->gateway_mac) || bpf_skb_change_type(skb, PACKET_HOST) < 0)
-		return verdict(WEFT_FROM_TUNNEL_PASS_ERROR, TC_ACT_OK);
+		return weft_verdict(WEFT_FROM_TUNNEL_PASS_ERROR, TC_ACT_OK);
 	weft_count(WEFT_FROM_TUNNEL_LOCAL);
 	return bpf_redirect_peer(endpoint->ifindex, 0);
 }
@@ -55,20 +49,20 @@ int weft_to_tunnel(struct __sk_buff *skb)
 	struct weft_packet p;
 
 	if (bpf_skb_get_tunnel_key(skb, &have, sizeof(have), 0) == 0)
-		return verdict(WEFT_TO_TUNNEL_HAD_KEY, TC_ACT_OK);
+		return weft_verdict(WEFT_TO_TUNNEL_HAD_KEY, TC_ACT_OK);
 	/* Not configured yet: nothing can be sent over an external device without a key. */
 	if (!config)
-		return verdict(WEFT_TO_TUNNEL_DROP_MISS, TC_ACT_SHOT);
+		return weft_verdict(WEFT_TO_TUNNEL_DROP_MISS, TC_ACT_SHOT);
 	if (weft_parse(skb, &p) < 0)
-		return verdict(WEFT_TO_TUNNEL_DROP_NOT_IP, TC_ACT_SHOT);
+		return weft_verdict(WEFT_TO_TUNNEL_DROP_NOT_IP, TC_ACT_SHOT);
 	key.prefixlen = 128;
 	key.addr = p.dst;
 	node = bpf_map_lookup_elem(&weft_nodes, &key);
 	if (!node)
-		return verdict(WEFT_TO_TUNNEL_DROP_MISS, TC_ACT_SHOT);
+		return weft_verdict(WEFT_TO_TUNNEL_DROP_MISS, TC_ACT_SHOT);
 	if (weft_set_tunnel_key(skb, config, node) < 0)
-		return verdict(WEFT_TO_TUNNEL_DROP_ERROR, TC_ACT_SHOT);
-	return verdict(WEFT_TO_TUNNEL_KEYED, TC_ACT_OK);
+		return weft_verdict(WEFT_TO_TUNNEL_DROP_ERROR, TC_ACT_SHOT);
+	return weft_verdict(WEFT_TO_TUNNEL_KEYED, TC_ACT_OK);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -56,4 +56,11 @@ static __always_inline void weft_count(__u32 counter)
 		*value += 1;
 }
 
+/* Every verdict ends in a counter: counts it, and returns the action. */
+static __always_inline int weft_verdict(__u32 counter, int action)
+{
+	weft_count(counter);
+	return action;
+}
+
 #endif
