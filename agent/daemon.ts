@@ -13,7 +13,7 @@ import { createBackend } from "./backends";
 import { CniFiles } from "./cniconf";
 import { endpointsDirOf, type DatapathChoice } from "./datapath";
 import { DatapathError } from "./errors";
-import { removeEbpfState } from "./datapath/cleanup";
+import { removeEbpfState, removeLinkPins } from "./datapath/cleanup";
 import { EbpfDatapath } from "./datapath/ebpf";
 import { OverlayProber } from "./debug/probe";
 import type { MetricsView } from "./debug/metrics";
@@ -21,6 +21,8 @@ import { RunStats } from "./debug/run-stats";
 import { agentState, type AgentState } from "./debug/state";
 import type { Logger } from "./log";
 import { MasqSync } from "./masq";
+import { PolicyEnforcer, type PolicySource } from "./policy/enforcer";
+import { firstHost, networkAddress, parseCidrs } from "../native/addresses";
 import type { LocalAnnouncement, LocalHints, NetworkConfig, NodeSnapshot, NodeSource } from "./model";
 import { choosePublicIp } from "./public-ip";
 import {
@@ -51,6 +53,11 @@ export interface AgentOptions {
   probeIntervalMs: number;
   probeTimeoutMs: number;
   logger: Logger;
+  /**
+   * NetworkPolicy's source: the policies are enforced by the eBPF programs, in either mode (kernel mode runs them to
+   * check policy only). Absent: no policy is read.
+   */
+  policy?: PolicySource;
   /** nft's argv (tests run it in a namespace); default ["nft"]. */
   nft?: string[];
   version: string;
@@ -95,16 +102,21 @@ export class Agent {
   #datapath: DatapathChoice;
   #ebpf: EbpfDatapath | undefined;
   #datapathProblems: string[] = [];
+  #policy: PolicyEnforcer | undefined;
+  /** Why NetworkPolicy cannot be enforced here (the programs could not be loaded). */
+  #policyNotEnforced: string | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
     this.#log = options.logger;
     const onError = (message: string): void => this.#stats.noteError(message);
     this.#datapath = options.datapath ? { mode: options.datapath.mode, reason: options.datapath.reason } : { mode: "kernel", reason: "default" };
-    if (options.datapath?.mode === "ebpf") {
+    // ebpf mode forwards pods with the programs; kernel mode with NetworkPolicy runs them to check policy only.
+    if (options.datapath && (options.datapath.mode === "ebpf" || options.policy)) {
       this.#ebpf = new EbpfDatapath({
         bpfDir: options.datapath.bpfDir, endpointsDir: endpointsDirOf(options.stateDir), objectsDir: options.datapath.objectsDir,
-        vni: options.network.backend.vni, logger: options.logger.with({ component: "ebpf" }),
+        vni: options.network.backend.vni, forward: options.datapath.mode === "ebpf", logger: options.logger.with({ component: "ebpf" }),
+        clusterCidrs: [options.network.network, options.network.ipv6Network].filter((cidr) => cidr !== undefined),
       });
     }
     this.#files = new CniFiles({
@@ -152,6 +164,13 @@ export class Agent {
     this.#snapshot = o.source.snapshot();
     this.#startRunBegun = true;
     await this.#runNow("start");
+    if (o.policy) {
+      this.#policy = new PolicyEnforcer({
+        source: o.policy, sink: this.#ebpf ?? null, ...(this.#policyNotEnforced === undefined ? {} : { notEnforced: this.#policyNotEnforced }),
+        nodeName: node.name, podCidrs: node.podCidrs, hostAddresses: () => this.#hostAddresses(), logger: this.#log.with({ component: "policy" }),
+      });
+      await this.#policy.start(signal);
+    }
     await masqSynced;
     this.#reportReadiness();
     this.#timer = setInterval(() => this.schedule("resync"), o.resyncIntervalMs);
@@ -166,13 +185,23 @@ export class Agent {
   #startDatapath(): void {
     const o = this.#o;
     if (this.#ebpf) {
+      const forwards = this.#ebpf.forwards;
       try {
         this.#ebpf.load();
+        if (forwards) return;
+        // Kernel mode with NetworkPolicy: an earlier eBPF run's VTEP ingress link goes (the VTEP is recreated plain;
+        // its egress keeps to_tunnel, for the deferred egress check).
+        const removed = removeLinkPins(this.#ebpf.bpfDir, (name) => !name.startsWith("veth") && name.endsWith("-ingress"));
+        if (removed.length > 0) this.#log.info("Removed the eBPF forwarding of an earlier run", { pins: removed });
         return;
       } catch (error) {
-        if (!this.#datapath.reason.startsWith("auto")) throw new DatapathError(`Cannot load the eBPF datapath: ${(error as Error).message}`, { cause: error });
-        this.#log.warn("Cannot load the eBPF datapath; using the kernel path", { error });
-        this.#datapath = { mode: "kernel", reason: `auto: loading the eBPF datapath failed: ${(error as Error).message.split("\n")[0]}` };
+        const reason = (error as Error).message.split("\n")[0];
+        if (forwards && !this.#datapath.reason.startsWith("auto")) throw new DatapathError(`Cannot load the eBPF datapath: ${(error as Error).message}`, { cause: error });
+        if (forwards) {
+          this.#log.warn("Cannot load the eBPF datapath; using the kernel path", { error });
+          this.#datapath = { mode: "kernel", reason: `auto: loading the eBPF datapath failed: ${reason}` };
+        }
+        this.#policyNotEnforced = `cannot load the eBPF programs: ${reason}`;
         this.#ebpf = undefined;
       }
     }
@@ -205,7 +234,7 @@ export class Agent {
       vtepMacFrom = mac.from;
     }
     this.#claim = { publicIpFrom: chosen.from, vtepMacFrom, macFromSource: hints.vtepMac !== undefined };
-    this.#backend = createBackend(o.network, { ...(vtepMac === undefined ? {} : { vtepMac }), externalVtep: this.#ebpf !== undefined });
+    this.#backend = createBackend(o.network, { ...(vtepMac === undefined ? {} : { vtepMac }), externalVtep: this.#ebpf?.forwards === true });
     this.#log.info("Claiming this node", { node: o.nodeName, publicIp: chosen.publicIp, publicIpFrom: chosen.from, underlay: underlay.name, vtepMac, vtepMacFrom });
     const announcement: LocalAnnouncement = { name: o.nodeName, publicIp: chosen.publicIp, backendType: o.network.backend.type, ...(vtepMac === undefined ? {} : { vtepMac }) };
     return { announcement, underlay };
@@ -262,7 +291,10 @@ export class Agent {
     const desiredMs = performance.now() - started;
     const result = this.#converge(trigger, desired);
     if (this.#ebpf) {
-      const problems = this.#ebpf.sync(sock, desired, { full: result.mode === "full" });
+      // Deferred egress denials need the masquerade table's drop rule, and a VTEP to check them at (vxlan).
+      const masq = this.#masq.status();
+      const deferEgress = masq.enabled && masq.inPlace && this.#o.network.backend.type === "vxlan";
+      const problems = this.#ebpf.sync(sock, desired, { full: result.mode === "full", deferEgress });
       for (const problem of problems) if (!this.#datapathProblems.includes(problem)) this.#log.error("eBPF datapath", { problem });
       for (const problem of problems) this.#stats.noteError(problem);
       this.#datapathProblems = problems;
@@ -284,7 +316,21 @@ export class Agent {
     if (trigger === "resync") await this.#masq.sync();
     // The neighbours are the remote VTEP addresses, one per node and family.
     this.#prober?.setTargets(desired.neighbours.map((n) => ({ node: n.node, address: n.ip })));
+    // New pods, and pods gone, change which addresses the policy maps must cover: check them every resync.
+    if (trigger === "resync") this.#policy?.schedule();
     this.#reportReadiness();
+  }
+
+  /** This node's own addresses, always allowed to and from its pods: its public IP, its bridges' gateways and VTEP addresses. */
+  #hostAddresses(): string[] {
+    const local = this.#local;
+    if (!local) return [];
+    const addresses = new Set([local.node.publicIp]);
+    for (const cidr of parseCidrs(local.node.podCidrs)) {
+      addresses.add(firstHost(cidr));
+      addresses.add(networkAddress(cidr));
+    }
+    return [...addresses];
   }
 
   /** Tells the source's keeper the agent's readiness (kube: NetworkUnavailable=False while ready), on each change. */
@@ -340,7 +386,7 @@ export class Agent {
     const wanted = snapshot.nodes.find((n) => n.name === this.#o.nodeName)?.vtepMac;
     if (wanted === undefined || wanted === local.node.vtepMac) return;
     this.#log.info("This node's VTEP MAC changed in the node source; following it", { from: local.node.vtepMac, to: wanted });
-    this.#backend = createBackend(this.#o.network, { vtepMac: wanted, externalVtep: this.#ebpf !== undefined });
+    this.#backend = createBackend(this.#o.network, { vtepMac: wanted, externalVtep: this.#ebpf?.forwards === true });
     chooseVtepMac(this.#sock!, { vni: this.#o.network.backend.vni, stateDir: this.#o.stateDir, required: wanted });
     local.node = { ...local.node, vtepMac: wanted };
   }
@@ -402,7 +448,18 @@ export class Agent {
   }
 
   #datapathState(): AgentState["datapath"] {
-    return { ...this.#datapath, ...(this.#ebpf ? { ebpf: this.#ebpf.status() } : {}), problems: [...this.#datapathProblems] };
+    return {
+      ...this.#datapath, ...(this.#ebpf ? { ebpf: this.#ebpf.status() } : {}), problems: [...this.#datapathProblems],
+      ...(this.#policy ? { policy: this.#policy.status() } : {}),
+    };
+  }
+
+  /** `weft-agent policy explain`, from the model the policies are compiled with. */
+  explainPolicy(query: URLSearchParams): unknown {
+    if (!this.#policy) return { error: "NetworkPolicy is off on this agent (--policy-source off)" };
+    const [from, to, port] = ["from", "to", "port"].map((name) => query.get(name) ?? "");
+    if (!from || !to || !port) return { error: "Cannot explain: from, to and port are required" };
+    return this.#policy.explain(from, to, port);
   }
 
   /** The whole view (/debug/state, `status`). */
@@ -427,6 +484,7 @@ export class Agent {
     this.#lifetime.abort();
     clearInterval(this.#timer);
     await this.#prober?.close();
+    await this.#policy?.close();
     await this.#running?.catch(() => undefined);
     await this.#o.source.close();
     this.#sock?.close();

@@ -11,8 +11,8 @@
 import { parseArgs as parseArgv, type ParseArgsOptionsConfig } from "node:util";
 import { FlagError } from "./errors";
 
-export type Command = "run" | "status" | "uninstall" | "install-cni" | "version" | "help";
-export const COMMANDS: readonly Command[] = ["run", "status", "uninstall", "install-cni", "version", "help"];
+export type Command = "run" | "status" | "policy" | "uninstall" | "install-cni" | "version" | "help";
+export const COMMANDS: readonly Command[] = ["run", "status", "policy", "uninstall", "install-cni", "version", "help"];
 
 type Kind = "string" | "boolean" | "duration" | "integer";
 
@@ -28,7 +28,8 @@ export interface FlagSpec {
 
 const RUN: readonly Command[] = ["run"];
 const RUN_UNINSTALL: readonly Command[] = ["run", "uninstall"];
-const RUN_STATUS: readonly Command[] = ["run", "status"];
+const RUN_STATUS: readonly Command[] = ["run", "status", "policy"];
+const POLICY: readonly Command[] = ["policy"];
 
 export const FLAGS: readonly FlagSpec[] = [
   { name: "node-name", env: "NODE_NAME", kind: "string", commands: RUN, help: "this node's name (required; the Node object's, the file entry's, or the etcd lease's)" },
@@ -48,6 +49,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "annotation-prefix", env: "WEFT_ANNOTATION_PREFIX", kind: "string", default: "weft.dev", commands: RUN, help: "kube source: prefix of weft's node annotations" },
   { name: "datapath", env: "WEFT_DATAPATH", kind: "string", default: "auto", commands: RUN, help: "kernel (flannel's path), ebpf (tc programs on pod veths and the VTEP; vxlan only) or auto (ebpf where this node has what it needs)" },
   { name: "bpf-dir", env: "WEFT_BPF_DIR", kind: "string", default: "/sys/fs/bpf/weft", commands: RUN_UNINSTALL, help: "eBPF datapath: where its programs, maps and links are pinned (a bpffs, mounted if needed)" },
+  { name: "policy-source", env: "WEFT_POLICY_SOURCE", kind: "string", default: "off", commands: RUN, help: "NetworkPolicy: kube (NetworkPolicies, Namespaces and Pods from the API), dir (documents in --policy-dir) or off; enforced by the eBPF programs in either datapath mode" },
+  { name: "policy-dir", env: "WEFT_POLICY_DIR", kind: "string", commands: RUN, help: "policy source dir: a directory of NetworkPolicy, Namespace and Pod documents (YAML or JSON, as kubectl writes them)" },
+  { name: "from", kind: "string", commands: POLICY, help: "policy explain: the client pod, namespace/name" },
+  { name: "to", kind: "string", commands: POLICY, help: "policy explain: the server, a pod (namespace/name) or an IP address" },
+  { name: "port", kind: "string", commands: POLICY, help: "policy explain: port/protocol, e.g. 80/TCP (TCP, UDP, SCTP; ICMP without a port)" },
   { name: "ip-masq", env: "WEFT_IP_MASQ", kind: "boolean", default: "true", commands: RUN, help: "masquerade pod traffic leaving the cluster network (nftables table inet weft)" },
   { name: "debug-addr", env: "WEFT_DEBUG_ADDR", kind: "string", default: "127.0.0.1:9476", commands: RUN_STATUS, help: "the debug endpoint: /healthz /readyz /metrics /debug/state; empty to disable" },
   { name: "resync-interval", env: "WEFT_RESYNC_INTERVAL", kind: "duration", default: "10s", commands: RUN, help: "full reconcile of the kernel state this often (restores what was removed by hand)" },
@@ -84,6 +90,8 @@ export function parseArgs(argv: readonly string[], env: Record<string, string | 
     const word = args.shift()!;
     if (!(COMMANDS as readonly string[]).includes(word)) throw new FlagError(`Unknown command "${word}"; expected one of ${COMMANDS.join(", ")}`);
     command = word as Command;
+    // `policy` has one subcommand today: `policy explain`.
+    if (command === "policy" && args.shift() !== "explain") throw new FlagError('Unknown policy command; expected "weft-agent policy explain --from NS/POD --to NS/POD --port 80/TCP"');
   }
   // Lenient (strict: false), util.parseArgs refuses nothing: the checks below are weft's, with its messages, in the order
   // of the command line, so that the first problem there is the one reported.
@@ -167,6 +175,8 @@ export function renderHelp(version: string): string {
     "Commands:",
     "  run           run the agent (default)",
     "  status        print the running agent's state (from its debug endpoint) as tables",
+    "  policy explain --from NS/POD --to NS/POD|IP --port 80/TCP",
+    "                whether the running agent's NetworkPolicy model allows a connection, and which rules decide",
     "  uninstall     remove every kernel object and file weft created on this node",
     "  install-cni   copy the weft plugin into the CNI bin dir atomically (temp name, then rename)",
     "  version       print the version",

@@ -13,7 +13,7 @@ import { log, setLogLevel, type LogLevel } from "./log";
 import { parseNetworkConfig } from "./network-config";
 import type { NetworkConfig } from "./model";
 import { createNodeSource, type NodeSourceOptions } from "./sources";
-import { fetchState, renderStatus } from "./status";
+import { fetchJson, fetchState, renderExplanation, renderStatus, type PolicyExplanation } from "./status";
 import { uninstall } from "./uninstall";
 
 declare const WEFT_VERSION: string | undefined;
@@ -117,11 +117,21 @@ async function run(args: ParsedArgs): Promise<number> {
   }
   log.info("Datapath", { mode: datapath.mode, reason: datapath.reason });
 
+  const policySource = str(args, "policy-source") ?? "off";
+  if (!["off", "kube", "dir"].includes(policySource)) throw new UsageError(`Invalid --policy-source "${policySource}": expected kube, dir or off`);
+  if (policySource === "dir" && str(args, "policy-dir") === undefined) throw new UsageError("--policy-source dir needs --policy-dir");
+  if (policySource === "kube" && str(args, "kubeconfig") !== undefined) process.env.KUBECONFIG = str(args, "kubeconfig");
+
   const source = await createNodeSource(options);
   // Loaded for `run` only: the loop, prom-client and the eBPF loader cost `status`, `version` and `uninstall`
   // ~20 ms of start-up they have no use for.
   const [{ Agent }, { AgentMetrics }] = await Promise.all([import("./daemon"), import("./debug/metrics")]);
+  const policyLog = log.with({ component: "policy" });
+  const policy = policySource === "kube"
+    ? new (await import("./policy/kube-source")).KubePolicySource({ logger: policyLog })
+    : policySource === "dir" ? new (await import("./policy/dir-source")).PolicyDirSource({ dir: str(args, "policy-dir")!, logger: policyLog }) : undefined;
   const agent = new Agent({
+    ...(policy ? { policy } : {}),
     datapath: { ...datapath, bpfDir: required(args, "bpf-dir"), objectsDir: defaultObjectsDir() },
     nodeName, network, source, sourceKind: options.kind,
     ...(str(args, "public-ip") === undefined ? {} : { publicIp: str(args, "public-ip")! }),
@@ -195,6 +205,18 @@ async function main(argv: string[]): Promise<number> {
       }
       await print(args.values.json === true ? `${JSON.stringify(state, null, 2)}\n` : renderStatus(state));
       return state.readiness.ready ? 0 : 1;
+    }
+    case "policy": {
+      const query = new URLSearchParams({ from: required(args, "from"), to: required(args, "to"), port: required(args, "port") });
+      let explanation;
+      try {
+        explanation = await fetchJson<PolicyExplanation>(required(args, "debug-addr"), `/debug/policy/explain?${query.toString()}`, "the policy explanation");
+      } catch (error) {
+        process.stderr.write(`weft-agent policy explain: ${(error as Error).message}\n`);
+        return 2;
+      }
+      await print(renderExplanation(explanation));
+      return 0;
     }
     case "uninstall": {
       const sock = NetlinkSocket.open();

@@ -6,7 +6,9 @@
 //                       pod network → NonMasqueradeCIDRs (link-local…)      → return
 //                       pod network → multicast                             → return (as flannel)
 //                       pod network → anywhere else                         → masquerade fully-random
-//   forward (filter):   to or from the pod network                          → accept
+//   forward (filter):   marked WEFT_EGRESS_PENDING_MARK, not to the pod network → drop (an egress NetworkPolicy
+//                       denied it, and DNAT did not make it a pod's connection: native/bpf/weft.h)
+//                       to or from the pod network                          → accept
 //
 // The table is replaced atomically: the script nft reads declares the table (so that deleting it cannot fail),
 // deletes it, and declares it again with its chains, all in one transaction. A script that fails anywhere
@@ -15,7 +17,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { parseCidr, type Cidr, type IpFamily } from "../native/addresses";
-import { KUBE_PROXY_MASQ_MARK } from "../native/marks";
+import { KUBE_PROXY_MASQ_MARK, WEFT_EGRESS_PENDING_MARK } from "../native/marks";
 import type { Logger } from "./log";
 import type { NetworkConfig } from "./model";
 import { MasqError } from "./errors";
@@ -39,6 +41,7 @@ function masqChains(config: NetworkConfig): Chain[] {
     `meta mark & ${hex(KUBE_PROXY_MASQ_MARK)} == ${hex(KUBE_PROXY_MASQ_MARK)} return comment "kube-proxy masquerades marked traffic"`,
   ];
   const forward: string[] = [];
+  const pending = `meta mark & ${hex(WEFT_EGRESS_PENDING_MARK)} == ${hex(WEFT_EGRESS_PENDING_MARK)}`;
   for (const [text, family] of [[config.network, 4], [config.ipv6Network, 6]] as const) {
     if (text === undefined) continue;
     const network = cidr(text, family === 4 ? "Network" : "IPv6Network");
@@ -52,6 +55,7 @@ function masqChains(config: NetworkConfig): Chain[] {
     }
     postrouting.push(`${pods} ${ip} daddr ${MULTICAST[family]} return comment "multicast"`);
     postrouting.push(`${pods} masquerade fully-random comment "pod to outside the cluster"`);
+    forward.push(`${pending} ${ip} daddr != ${network.network} drop comment "egress denied by NetworkPolicy"`);
     forward.push(`${ip} saddr ${network.network} accept comment "from pods"`);
     forward.push(`${ip} daddr ${network.network} accept comment "to pods"`);
   }

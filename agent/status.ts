@@ -11,19 +11,24 @@ const http = process.getBuiltinModule("node:http") as typeof Http;
 
 /** GETs /debug/state from the agent listening on `debugAddr`. */
 export function fetchState(debugAddr: string, timeoutMs = 5_000): Promise<AgentState> {
+  return fetchJson<AgentState>(debugAddr, "/debug/state", "the agent's state", timeoutMs);
+}
+
+/** GETs a JSON document from the agent's debug endpoint; a non-200 answer's text becomes the error. */
+export function fetchJson<T>(debugAddr: string, urlPath: string, what: string, timeoutMs = 5_000): Promise<T> {
   const { host, port } = parseListenAddress(debugAddr);
   const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
   return new Promise((resolve, reject) => {
-    const request = http.get({ host: target, port, path: "/debug/state", timeout: timeoutMs }, (response) => {
+    const request = http.get({ host: target, port, path: urlPath, timeout: timeoutMs }, (response) => {
       let body = "";
       response.setEncoding("utf8");
       response.on("data", (chunk: string) => (body += chunk));
       response.on("end", () => {
-        if (response.statusCode !== 200) return reject(new StatusError(`Cannot read the agent's state: HTTP ${response.statusCode} from ${debugAddr}`));
+        if (response.statusCode !== 200) return reject(new StatusError(`Cannot read ${what}: HTTP ${response.statusCode} from ${debugAddr}${body.trim() ? `: ${body.trim()}` : ""}`));
         try {
-          resolve(JSON.parse(body) as AgentState);
+          resolve(JSON.parse(body) as T);
         } catch (error) {
-          reject(new StatusError(`Cannot read the agent's state: not JSON from ${debugAddr}`, { cause: error }));
+          reject(new StatusError(`Cannot read ${what}: not JSON from ${debugAddr}`, { cause: error }));
         }
       });
     });
@@ -103,8 +108,38 @@ export function renderStatus(state: AgentState): string {
       out.push(`  packets from the tunnel: ${c.from_tunnel_local ?? 0} to local pods, to the kernel: ${c.from_tunnel_pass_miss ?? 0} not a pod, ${c.from_tunnel_pass_nat ?? 0} NATed; into the tunnel by the kernel: ${c.to_tunnel_keyed ?? 0}, dropped ${(c.to_tunnel_drop_miss ?? 0) + (c.to_tunnel_drop_not_ip ?? 0) + (c.to_tunnel_drop_error ?? 0)}`);
       for (const pod of e.endpoints.onKernelPath.slice(0, 10)) out.push(`  on the kernel path: ${pod}`);
     }
+    const p = d.policy;
+    if (p) {
+      const enforced = p.enforced ? "enforced" : `NOT ENFORCED: ${p.notEnforced ?? ""}`;
+      const synced = p.synced ? "synced" : "NOT SYNCED";
+      out.push(`policy: source ${p.source} (${synced}${p.sourceError ? `, error: ${p.sourceError}` : ""}), ${enforced}; ${p.policies} policies, ${p.isolatedPods} pods of this node isolated${p.errors.length > 0 ? `, ${p.errors.length} objects REJECTED` : ""}`);
+      if (p.lastApply) out.push(`  last applied ${p.lastApply.at} in ${p.lastApply.ms.toFixed(1)} ms${p.lastApply.error ? `, FAILED: ${p.lastApply.error}` : ""}`);
+      for (const pod of e?.policy.endpoints.slice(0, 20) ?? []) {
+        out.push(`  ${pod.pod} (${pod.policies.join(", ")}): ingress ${pod.ingressSet ? `${pod.ingress.allowed} allowed, ${pod.ingress.denied} denied` : "open"}; egress ${pod.egressSet ? `${pod.egress.allowed} allowed, ${pod.egress.denied} denied` : "open"}`);
+      }
+      for (const problem of e?.policy.problems ?? []) out.push(`  PROBLEM: ${problem}`);
+      for (const error of p.errors.slice(0, 10)) out.push(`  rejected ${error.object}: ${error.error}`);
+    }
   }
   out.push(`masq: ${m.enabled ? `table ${m.table}, ${m.inPlace ? "in place" : `NOT IN PLACE: ${m.problems.join("; ")}`}` : "off (--ip-masq=false)"}`);
   out.push(`files: ${state.files.cniConfList}, ${state.files.subnetFile}${state.files.written ? "" : ` NOT WRITTEN: ${state.files.error ?? ""}`}`);
   return `${out.join("\n")}\n`;
+}
+
+/** `weft-agent policy explain`'s answer, as the agent's model gives it. */
+export interface PolicyExplanation {
+  allowed: boolean;
+  reason: string;
+  egress: { isolated: boolean; policies: string[]; allowedBy: { policy: string; direction: string; index: number }[] };
+  ingress: { isolated: boolean; policies: string[]; allowedBy: { policy: string; direction: string; index: number }[] };
+  ownNode: boolean;
+}
+
+export function renderExplanation(e: PolicyExplanation): string {
+  const side = (name: string, d: PolicyExplanation["egress"]): string => {
+    if (!d.isolated) return `  ${name}: not isolated (no policy selects the pod for ${name})`;
+    const rules = d.allowedBy.map((r) => `${r.policy} ${r.direction}[${r.index}]`);
+    return `  ${name}: isolated by ${d.policies.join(", ")}; ${rules.length > 0 ? `allowed by ${rules.join(", ")}` : "no rule allows it"}`;
+  };
+  return `${e.allowed ? "ALLOWED" : "DENIED"}: ${e.reason}\n${side("egress", e.egress)}\n${side("ingress", e.ingress)}\n${e.ownNode ? "  between a pod and its own node: always allowed\n" : ""}`;
 }

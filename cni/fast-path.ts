@@ -3,8 +3,9 @@
 // node's agent runs the eBPF datapath and where its pins are (WEFT_DATAPATH, WEFT_BPF_DIR, WEFT_ENDPOINTS_DIR).
 //
 // ADD: a record of the endpoint (so that the agent can attach it later, or restore it), then its entries in
-// weft_endpoints (address → host veth, pod MAC, bridge MAC) and the from_pod program on the host veth's ingress
-// (a tcx link, pinned so that it outlives the plugin). Every step that fails leaves the pod on the kernel path,
+// weft_endpoints (address → host veth, pod MAC, bridge MAC), the from_pod program on the host veth's ingress and
+// to_pod on its egress (NetworkPolicy for what the kernel path delivers): tcx links, pinned so that they outlive
+// the plugin. In kernel mode with NetworkPolicy the agent configures the same programs to forward nothing. Every step that fails leaves the pod on the kernel path,
 // which always works: the ADD succeeds and says why in the result's log line (stderr). DEL removes all three.
 import { closeSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -34,9 +35,15 @@ export interface EndpointRecord {
 
 export type AttachOutcome = { attached: true } | { attached: false; reason: string };
 
-/** The tcx link's pin: one per host veth. */
-export function endpointLinkPin(config: FastPathConfig, hostVeth: string): string {
-  return linkPin(config.bpfDir, hostVeth, "ingress");
+/** The tcx links of a host veth, by direction, with the program each runs. */
+export const ENDPOINT_LINKS = [
+  { direction: "ingress", program: PINS.fromPod },
+  { direction: "egress", program: PINS.toPod },
+] as const;
+
+/** A tcx link's pin: two per host veth. */
+export function endpointLinkPin(config: FastPathConfig, hostVeth: string, direction: "ingress" | "egress"): string {
+  return linkPin(config.bpfDir, hostVeth, direction);
 }
 
 function recordPath(config: FastPathConfig, hostVeth: string): string {
@@ -70,10 +77,13 @@ export function attachEndpoint(config: FastPathConfig, record: EndpointRecord): 
       }
       written.push(key);
     }
-    pinNewTcxLink(join(config.bpfDir, PINS.fromPod), record.ifindex, "ingress", endpointLinkPin(config, record.hostVeth));
+    for (const link of ENDPOINT_LINKS) {
+      pinNewTcxLink(join(config.bpfDir, link.program), record.ifindex, link.direction, endpointLinkPin(config, record.hostVeth, link.direction));
+    }
     return { attached: true };
   } catch (error) {
     for (const done of written) mapDelete(endpoints, done);
+    for (const link of ENDPOINT_LINKS) rmSync(endpointLinkPin(config, record.hostVeth, link.direction), { force: true });
     return { attached: false, reason: `cannot attach the fast path: ${(error as Error).message}` };
   } finally {
     closeSync(endpoints);
@@ -91,15 +101,17 @@ export function readEndpointRecord(config: FastPathConfig, hostVeth: string): En
 }
 
 /**
- * Takes the endpoint off the fast path and forgets it: its link's pin, then the entries of its addresses that
+ * Takes the endpoint off the fast path and forgets it: its links' pins, then the entries of its addresses that
  * still point at its veth (an address given to another pod since is left alone), then its record. Safe when any
  * part is missing, or called twice.
  */
 export function detachEndpoint(config: FastPathConfig, hostVeth: string): void {
-  try {
-    unlinkSync(endpointLinkPin(config, hostVeth));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  for (const link of ENDPOINT_LINKS) {
+    try {
+      unlinkSync(endpointLinkPin(config, hostVeth, link.direction));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
   }
   const record = readEndpointRecord(config, hostVeth);
   if (record && record.ips.length > 0) {

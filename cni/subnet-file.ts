@@ -9,9 +9,11 @@
 //   FLANNEL_MTU=1450
 //   FLANNEL_IPMASQ=true                      whether the agent masquerades (weft's always does)
 //
-// weft's agent adds, in eBPF datapath mode (flannel's plugin ignores them):
+// weft's agent adds, when it runs tc programs on the pods' veths (flannel's plugin ignores them): in eBPF datapath
+// mode, and in kernel mode when it enforces NetworkPolicy (the same programs, forwarding left to the kernel):
 //
-//   WEFT_DATAPATH=ebpf                       put pods on the fast path (cni/fast-path.ts)
+//   WEFT_DATAPATH=ebpf                       the mode (ebpf or kernel); either way, attach the programs to each
+//                                            pod's host veth (cni/fast-path.ts)
 //   WEFT_BPF_DIR=/sys/fs/bpf/weft            where the agent pinned the programs and maps
 //   WEFT_ENDPOINTS_DIR=/run/weft/endpoints   where the plugin records endpoints for the agent
 //
@@ -143,7 +145,7 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
   if (result.ipv4) parsed.ipv4 = result.ipv4;
   if (result.ipv6) parsed.ipv6 = result.ipv6;
   if (ipMasq !== undefined) parsed.ipMasq = ipMasq;
-  if (weft.WEFT_DATAPATH === "ebpf" && weft.WEFT_BPF_DIR !== undefined && weft.WEFT_ENDPOINTS_DIR !== undefined) {
+  if ((weft.WEFT_DATAPATH === "ebpf" || weft.WEFT_DATAPATH === "kernel") && weft.WEFT_BPF_DIR !== undefined && weft.WEFT_ENDPOINTS_DIR !== undefined) {
     parsed.fastPath = { bpfDir: weft.WEFT_BPF_DIR, endpointsDir: weft.WEFT_ENDPOINTS_DIR };
   }
   return parsed;

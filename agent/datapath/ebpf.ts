@@ -6,7 +6,10 @@
 //   - weft_nodes: each remote pod CIDR → that node's IP and VTEP MAC;
 //   - the endpoints the plugin recorded: their entries in weft_endpoints and their from_pod links, restored when
 //     missing, removed when their veth is gone.
-// Pins survive the agent (SIGKILL included): forwarding never depends on the agent running.
+//   - NetworkPolicy: each local pod's compiled rules (./policy-maps.ts), applied when they change.
+// Pins survive the agent (SIGKILL included): forwarding and policy never depend on the agent running.
+// In kernel mode with NetworkPolicy (`forward: false`) the same programs run on the pods' veths, configured to
+// check policy and hand every packet to the kernel path; the VTEP and weft_nodes are left alone.
 import { closeSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { ensureBpffs } from "../../native/bpf/bpffs";
@@ -21,24 +24,34 @@ import {
 import { isErrno } from "../../native/errors";
 import { getLink, listLinks, type NetlinkSocket } from "../../native/netlink";
 import type { EndpointRecord } from "../../cni/fast-path";
-import { endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
+import { ENDPOINT_LINKS, endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
 import { parseHostVethAlias } from "../../cni/host-veth";
 import { BpfPinConflictError } from "../errors";
 import type { Logger } from "../log";
 import type { DesiredState } from "../reconcile";
+import type { EndpointPolicy } from "../policy/types";
+import { PolicyMaps, type PolicyMapsStatus } from "./policy-maps";
 
 /** The programs, by the object that holds them and the pin they get. */
 const PROGRAMS = [
   { object: "from_pod.o", name: "weft_from_pod", pin: PINS.fromPod },
   { object: "vtep.o", name: "weft_from_tunnel", pin: PINS.fromTunnel },
   { object: "vtep.o", name: "weft_to_tunnel", pin: PINS.toTunnel },
+  { object: "to_pod.o", name: "weft_to_pod", pin: PINS.toPod },
 ] as const;
 const MAPS = [
   { pin: PINS.endpoints, keySize: SIZES.addr, valueSize: SIZES.endpoint },
   { pin: PINS.nodes, keySize: SIZES.lpmKey, valueSize: SIZES.node },
   { pin: PINS.config, keySize: 4, valueSize: SIZES.config },
   { pin: PINS.counters, keySize: 4, valueSize: 8 },
+  { pin: PINS.policyEndpoints, keySize: SIZES.addr, valueSize: SIZES.policyEndpoint },
+  { pin: PINS.policy, keySize: SIZES.policyKey, valueSize: SIZES.policyPorts },
+  { pin: PINS.policyConnections, keySize: SIZES.ctKey, valueSize: SIZES.ctEntry },
+  { pin: PINS.policyHost, keySize: SIZES.addr, valueSize: 4 },
+  { pin: PINS.policyStats, keySize: SIZES.statsKey, valueSize: SIZES.stats },
+  { pin: PINS.cluster, keySize: SIZES.lpmKey, valueSize: 4 },
 ] as const;
+
 
 export interface EbpfDatapathOptions {
   /** Where programs, maps and links are pinned (a bpffs, mounted if needed). */
@@ -48,6 +61,10 @@ export interface EbpfDatapathOptions {
   /** Where the built objects are (from_pod.o, vtep.o). */
   objectsDir: string;
   vni: number;
+  /** false: kernel mode with NetworkPolicy (the programs check policy only). Default true. */
+  forward?: boolean;
+  /** The cluster networks (weft_cluster): egress denials beyond them may be Service traffic, checked after DNAT. */
+  clusterCidrs: readonly string[];
   logger: Logger;
 }
 
@@ -58,6 +75,7 @@ export interface EbpfStatus {
   nodes: { entries: number; capacity: number };
   vtep: { ingress: boolean; egress: boolean };
   counters: Partial<Record<CounterName, number>>;
+  policy: PolicyMapsStatus;
 }
 
 
@@ -72,9 +90,21 @@ export class EbpfDatapath {
   #endpoints = { recorded: 0, attached: 0, entries: 0, onKernelPath: [] as string[] };
   /** The maps' max_entries, read once they are loaded. */
   #capacity = { endpoints: 0, nodes: 0 };
+  readonly #policy: PolicyMaps;
+  /** weft_config as last wanted, without the policy flag (which applyPolicy sets). */
+  #config: Parameters<typeof encodeConfig>[0] | undefined;
+  #policyActive = false;
+  /** WEFT_CONFIG_DEFER_EGRESS: while the masquerade table's rule that backs it is in place (the agent says). */
+  #deferEgress = false;
 
   constructor(options: EbpfDatapathOptions) {
     this.#o = options;
+    this.#policy = new PolicyMaps({ bpfDir: options.bpfDir });
+  }
+
+  /** Forwards pods (ebpf mode), or only checks their policy (kernel mode). */
+  get forwards(): boolean {
+    return this.#o.forward !== false;
   }
 
   get bpfDir(): string {
@@ -124,8 +154,12 @@ export class EbpfDatapath {
     this.#o.logger.info("Loaded the eBPF datapath", { bpfDir: dir, programs: Object.fromEntries(this.#programIds) });
   }
 
-  /** Brings maps and attachments in line with `desired`; returns what could not be done (errors of the run). */
-  sync(sock: NetlinkSocket, desired: DesiredState, options: { full: boolean }): string[] {
+  /**
+   * Brings maps and attachments in line with `desired`; returns what could not be done (errors of the run).
+   * `deferEgress`: the nftables rule that drops deferred egress denials is in place (weft.h, WEFT_CONFIG_DEFER_EGRESS).
+   */
+  sync(sock: NetlinkSocket, desired: DesiredState, options: { full: boolean; deferEgress: boolean }): string[] {
+    this.#deferEgress = options.deferEgress;
     const problems: string[] = [];
     const attempt = (what: string, fn: () => void): void => {
       try {
@@ -134,6 +168,17 @@ export class EbpfDatapath {
         problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
+    attempt("eBPF datapath: weft_cluster", () => this.#syncCluster());
+    if (!this.forwards) {
+      attempt("eBPF datapath: weft_config", () => this.#writeConfig({ vtepIfindex: 0, vni: 0, vtepMac: "00:00:00:00:00:00", zeroChecksum: false, policyOnly: true }));
+      // Only to_tunnel, on the VTEP's egress: the deferred egress check of Service connections to other nodes.
+      const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
+      if (vtep) attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureLink(vtep.index, vtep.name, "egress", PINS.toTunnel)));
+      // No tunnels in kernel mode: this empties what an earlier eBPF run left in weft_nodes.
+      attempt("eBPF datapath: weft_nodes", () => this.#syncNodes(desired, options.full));
+      attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock));
+      return problems;
+    }
     const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
     if (desired.vtep && !vtep) problems.push(`eBPF datapath: the VTEP ${desired.vtep.name} does not exist`);
     if (vtep && desired.vtep) {
@@ -147,9 +192,18 @@ export class EbpfDatapath {
     return problems;
   }
 
-  /** Lines for the subnet file: the plugin puts pods on the fast path when they are there. */
+  /**
+   * NetworkPolicy: every local pod's compiled rules, and this node's own addresses (always allowed to and from
+   * its pods). The programs read the policy maps only while some pod is isolated (the config's POLICY flag).
+   */
+  applyPolicy(endpoints: readonly EndpointPolicy[], hostAddresses: readonly string[]): void {
+    this.#policyActive = this.#policy.apply(endpoints, hostAddresses);
+    if (this.#config) this.#writeConfig(this.#config);
+  }
+
+  /** Lines for the subnet file: the plugin attaches the programs to new pods (and ebpf mode forwards them). */
   subnetFileEntries(): Record<string, string> {
-    return { WEFT_DATAPATH: "ebpf", WEFT_BPF_DIR: this.#o.bpfDir, WEFT_ENDPOINTS_DIR: this.#o.endpointsDir };
+    return { WEFT_DATAPATH: this.forwards ? "ebpf" : "kernel", WEFT_BPF_DIR: this.#o.bpfDir, WEFT_ENDPOINTS_DIR: this.#o.endpointsDir };
   }
 
   status(): EbpfStatus {
@@ -174,6 +228,7 @@ export class EbpfDatapath {
       nodes: { entries: this.#nodes.size, capacity: this.#capacity.nodes },
       vtep: { ...this.#vtep },
       counters,
+      policy: this.#policy.status(),
     };
   }
 
@@ -201,7 +256,8 @@ export class EbpfDatapath {
   }
 
   #writeConfig(config: Parameters<typeof encodeConfig>[0]): void {
-    const value = encodeConfig(config);
+    this.#config = config;
+    const value = encodeConfig({ ...config, policy: this.#policyActive, deferEgress: this.#deferEgress });
     withFd(path.join(this.#o.bpfDir, PINS.config), (fd) => {
       const key = Buffer.alloc(4);
       if (!mapLookup(fd, key, SIZES.config)?.equals(value)) mapUpdate(fd, key, value);
@@ -227,6 +283,17 @@ export class EbpfDatapath {
     pinNewTcxLink(path.join(this.#o.bpfDir, program), ifindex, direction, pin);
     this.#o.logger.info("Attached an eBPF program", { device, direction, program });
     return true;
+  }
+
+  /** weft_cluster ← the cluster networks. */
+  #syncCluster(): void {
+    withFd(path.join(this.#o.bpfDir, PINS.cluster), (fd) => {
+      const wanted = new Set(this.#o.clusterCidrs.map((cidr) => encodeLpmKey(cidr).toString("hex")));
+      for (const key of [...mapKeys(fd, SIZES.lpmKey)]) if (!wanted.delete(key.toString("hex"))) mapDelete(fd, key);
+      const one = Buffer.alloc(4);
+      one.writeUInt32LE(1);
+      for (const hex of wanted) mapUpdate(fd, Buffer.from(hex, "hex"), one);
+    });
   }
 
   /** weft_nodes ← every programmed remote pod CIDR. Full runs read the map (hand edits); others use what we wrote. */
@@ -278,7 +345,7 @@ export class EbpfDatapath {
         if (!record || !link || link.index !== record.ifindex) {
           // The pod is gone (DEL never came, or the record is unreadable): forget it.
           rmSync(path.join(dir, name), { force: true });
-          rmSync(endpointLinkPin(config, hostVeth), { force: true });
+          for (const link of ENDPOINT_LINKS) rmSync(endpointLinkPin(config, hostVeth, link.direction), { force: true });
           continue;
         }
         recorded++;
@@ -289,19 +356,32 @@ export class EbpfDatapath {
             const key = encodeAddr(ip);
             if (!mapLookup(endpoints, key, SIZES.endpoint)?.equals(value)) mapUpdate(endpoints, key, value);
           }
-          this.#ensureLink(record.ifindex, hostVeth, "ingress", PINS.fromPod);
+          for (const link of ENDPOINT_LINKS) this.#ensureLink(record.ifindex, hostVeth, link.direction, link.program);
           attached++;
         } catch (error) {
           // The map full (E2BIG), or the veth going away: the pod keeps the kernel path, and status lists it.
           onKernelPath.push(`${record.containerId}/${record.ifname}: ${isErrno(error, "E2BIG") ? "endpoint map full" : (error as Error).message}`);
         }
       }
-      // Pods of this node without a record: made before the eBPF datapath (kernel mode), or by an ADD that
-      // could not write it. They work, on the kernel path; say so.
+      // Pods of this node without a record: made before the programs ran (kernel mode without policy), or by an
+      // ADD that could not write it. They are forwarded by the kernel path (say so), and get the programs all the
+      // same, so that NetworkPolicy holds for them: their address is not needed for that (the packets carry it).
       const recordedVeths = new Set([...live.values()].map((r) => r.hostVeth));
       for (const link of links.values()) {
         const owner = parseHostVethAlias(link.alias);
-        if (owner && !recordedVeths.has(link.name)) onKernelPath.push(`${owner.containerId}/${owner.ifname}: no endpoint record (created before the eBPF datapath?)`);
+        if (!owner || recordedVeths.has(link.name)) continue;
+        onKernelPath.push(`${owner.containerId}/${owner.ifname}: no endpoint record (created before the eBPF datapath?)`);
+        try {
+          for (const endpointLink of ENDPOINT_LINKS) this.#ensureLink(link.index, link.name, endpointLink.direction, endpointLink.program);
+        } catch {
+          // The veth going away: the next run removes its pins.
+        }
+      }
+      // Links of host veths that are gone (their pods deleted without a DEL): unpin them.
+      const pinned = path.join(this.#o.bpfDir, PINS.links);
+      for (const name of existsSync(pinned) ? readdirSync(pinned) : []) {
+        const device = name.replace(/-(ingress|egress)$/, "");
+        if (device.startsWith("veth") && !links.has(device)) rmSync(path.join(pinned, name), { force: true });
       }
       for (const key of [...mapKeys(endpoints, SIZES.addr)]) {
         const value = mapLookup(endpoints, key, SIZES.endpoint);

@@ -47,7 +47,7 @@ export function missingForEbpf(facts: NodeFacts): string[] {
   if (!existsSync(btf)) missing.push(`kernel BTF (${btf})`);
   if (!existsSync(mountPoint)) missing.push(`a bpf filesystem mount point (${mountPoint})`);
   if (!releaseAtLeast(release, 6, 6)) missing.push(`tcx (Linux 6.6 or later; this is ${release})`);
-  for (const object of ["from_pod.o", "vtep.o"]) {
+  for (const object of ["from_pod.o", "to_pod.o", "vtep.o"]) {
     if (!existsSync(path.join(facts.objectsDir, object))) missing.push(`the datapath's object ${path.join(facts.objectsDir, object)}`);
   }
   return missing;

@@ -97,7 +97,7 @@ export class AgentMetrics {
     labelled("weft_datapath_info", "The datapath mode (kernel, ebpf) and why it was chosen.", ["mode", "reason"], (v) => [{ labels: { mode: v.datapath.mode, reason: v.datapath.reason }, value: 1 }]);
     counter("weft_datapath_packets_total", "eBPF datapath: packets by program and verdict (local, remote: the fast path; pass_*: the kernel path and why; drop_*).",
       ["program", "verdict"], (v) => Object.entries(v.datapath.ebpf?.counters ?? {}).map(([name, value]) => {
-        const [, program, verdict] = /^(from_pod|from_tunnel|to_tunnel)_(.+)$/.exec(name)!;
+        const [, program, verdict] = /^(from_pod|from_tunnel|to_tunnel|to_pod|policy)_(.+)$/.exec(name)!;
         return { labels: { program: program!, verdict: verdict! }, value: value ?? 0 };
       }));
     labelled("weft_datapath_endpoints", "eBPF datapath: this node's pods by where their traffic goes (fast path, kernel path).", ["path"],
@@ -110,6 +110,12 @@ export class AgentMetrics {
         { labels: { map: "weft_nodes", of: "entries" }, value: ebpf.nodes.entries }, { labels: { map: "weft_nodes", of: "capacity" }, value: ebpf.nodes.capacity },
       ];
     });
+    counter("weft_policy_packets_total", "NetworkPolicy: packets of this node's isolated pods by direction and verdict, with the policies that select the pod.",
+      ["pod", "direction", "verdict", "policies"], (v) => (v.datapath.ebpf?.policy.endpoints ?? []).flatMap((e) => (["ingress", "egress"] as const).flatMap((direction) => [
+        { labels: { pod: e.pod, direction, verdict: "allowed", policies: e.policies.join(",") }, value: e[direction].allowed },
+        { labels: { pod: e.pod, direction, verdict: "denied", policies: e.policies.join(",") }, value: e[direction].denied },
+      ])));
+    labelled("weft_policy_isolated_pods", "NetworkPolicy: this node's pods selected by some policy.", [], (v) => (v.datapath.ebpf ? [{ labels: {}, value: v.datapath.ebpf.policy.endpoints.length }] : []));
     // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_size_used_bytes, event loop lag, GC, …
     collectDefaultMetrics({ register: this.#registry });
   }

@@ -21,6 +21,8 @@ export interface DebugSource {
   readiness(): AgentState["readiness"];
   /** False once the loop has stopped or wedged. */
   alive(): boolean;
+  /** NetworkPolicy: the model's answer for one connection (query: from, to, port "80/TCP"); an error is the 400's text. */
+  explainPolicy?(query: URLSearchParams): unknown;
 }
 
 /** "127.0.0.1:9476", "[::1]:9476", ":9476" (all addresses) → host and port. */
@@ -86,6 +88,11 @@ export class DebugServer {
           return;
         case "/debug/state":
           return send(200, "application/json", `${JSON.stringify(this.#source.state(), null, 2)}\n`);
+        case "/debug/policy/explain": {
+          const answer = this.#source.explainPolicy?.(url.searchParams) ?? { error: "NetworkPolicy is off on this agent (--policy-source)" };
+          if (typeof answer === "object" && answer !== null && "error" in answer) return send(400, "text/plain; charset=utf-8", `${String(answer.error)}\n`);
+          return send(200, "application/json", `${JSON.stringify(answer, null, 2)}\n`);
+        }
         case "/":
           return send(200, "text/plain; charset=utf-8", "weft-agent: /healthz /readyz /metrics /debug/state\n");
         default:

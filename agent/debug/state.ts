@@ -2,6 +2,7 @@
 // is ready and why not, every remote node with its objects and probe results, the last plan and its errors.
 import type { CniFilesStatus } from "../cniconf";
 import type { EbpfStatus } from "../datapath/ebpf";
+import type { PolicyStatus } from "../policy/enforcer";
 import type { MasqStatus } from "../masq";
 import type { LocalRecordStatus, NetworkConfig, NodeSnapshot } from "../model";
 import type { DesiredState, LocalNode } from "../reconcile";
@@ -100,6 +101,8 @@ export interface DatapathState {
   ebpf?: EbpfStatus;
   /** What the last run could not do in the datapath. */
   problems: string[];
+  /** NetworkPolicy, when a policy source is configured. */
+  policy?: PolicyStatus;
 }
 
 /** What the agent knows, handed to agentState() to build the view (only /debug/state and `status` pay for it). */

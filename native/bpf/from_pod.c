@@ -4,6 +4,8 @@
  * straight into its namespace (bpf_redirect_peer); a destination in another node's pod CIDR is tunnelled to that
  * node through the VTEP (tunnel key + redirect). Anything else — Services' virtual IPs, the host, the outside
  * world, flows the kernel NATs, packets too big for the tunnel — goes on to the kernel path, unchanged.
+ * NetworkPolicy: the pod's egress is checked first, whatever the path; a destination pod's ingress before the
+ * redirect into it. In kernel mode (WEFT_CONFIG_POLICY_ONLY) only the egress check runs here.
  */
 #include <linux/bpf.h>
 #include <linux/if_packet.h>
@@ -13,6 +15,7 @@
 #include "lib/conntrack.h"
 #include "lib/maps.h"
 #include "lib/packet.h"
+#include "lib/policy.h"
 #include "lib/tunnel.h"
 
 SEC("tc")
@@ -29,11 +32,23 @@ int weft_from_pod(struct __sk_buff *skb)
 		return weft_verdict(WEFT_FROM_POD_PASS_NOT_READY, TC_ACT_OK);
 	if (weft_parse(skb, &p) < 0)
 		return weft_verdict(WEFT_FROM_POD_PASS_NOT_IP, TC_ACT_OK);
+	switch (weft_egress_check(skb, config, &p)) {
+	case WEFT_EGRESS_DENIED:
+		return weft_verdict(WEFT_POLICY_DROP_EGRESS, TC_ACT_SHOT);
+	case WEFT_EGRESS_DEFERRED:
+		return weft_verdict(WEFT_POLICY_EGRESS_DEFERRED, TC_ACT_OK);
+	default:
+		break;
+	}
+	if (config->flags & WEFT_CONFIG_POLICY_ONLY)
+		return weft_verdict(WEFT_FROM_POD_PASS_KERNEL_MODE, TC_ACT_OK);
 
 	endpoint = bpf_map_lookup_elem(&weft_endpoints, &p.dst);
 	if (endpoint) {
 		if (weft_is_nat_flow(skb, &p))
 			return weft_verdict(WEFT_FROM_POD_PASS_NAT, TC_ACT_OK);
+		if (!weft_ingress_allowed(skb, config, &p))
+			return weft_verdict(WEFT_POLICY_DROP_INGRESS, TC_ACT_SHOT);
 		/* The pod sees what the bridge would deliver: from the gateway, to itself, as a packet for this host. */
 		if (!weft_set_macs(skb, endpoint->mac, endpoint->gateway_mac) || bpf_skb_change_type(skb, PACKET_HOST) < 0)
 			return weft_verdict(WEFT_FROM_POD_PASS_ERROR, TC_ACT_OK);

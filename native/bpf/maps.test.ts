@@ -1,8 +1,9 @@
 // The map encoders against the layouts of weft.h (sizes checked against the objects' BTF in the integration test).
 import { describe, expect, it } from "vitest";
 import {
-  COUNTERS, decodeAddr, decodeConfig, decodeEndpoint, decodeLpmKey, decodeNode, encodeAddr, encodeConfig, encodeEndpoint,
-  encodeLpmKey, encodeNode, SIZES, sumPerCpu,
+  COUNTERS, decodeAddr, decodeConfig, decodeEndpoint, decodeLpmKey, decodeNode, decodePolicyEndpoint, decodePolicyKey, decodePolicyPorts,
+  decodeStatsKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, encodePolicyEndpoint, encodePolicyKey,
+  encodePolicyPorts, encodeStatsKey, POLICY_MAX_PORTS, SIZES, sumPerCpu, sumPerCpuStats,
 } from "./maps";
 
 describe("BPF map encoders", () => {
@@ -36,7 +37,8 @@ describe("BPF map encoders", () => {
     }
     const config = { vtepIfindex: 7, vni: 1, vtepMac: "0e:00:00:00:00:01", zeroChecksum: true };
     expect(encodeConfig(config).length).toBe(SIZES.config);
-    expect(decodeConfig(encodeConfig(config))).toEqual({ ...config, ready: true, version: 1 });
+    expect(decodeConfig(encodeConfig(config))).toEqual({ ...config, ready: true, version: 1, policy: false, policyOnly: false, deferEgress: false });
+    expect(encodeConfig({ ...config, policy: true, policyOnly: true, deferEgress: true }).readUInt32LE(0)).toBe(1 | 2 | 4 | 8 | 16);
     expect(() => encodeEndpoint({ ...endpoint, mac: "0a:58" })).toThrow('Not a MAC address: "0a:58"');
   });
 
@@ -46,6 +48,41 @@ describe("BPF map encoders", () => {
     value.writeBigUInt64LE(4n, 8);
     expect(sumPerCpu(value)).toBe(7n);
     expect(new Set(COUNTERS).size).toBe(COUNTERS.length);
-    expect(COUNTERS).toHaveLength(19);
+    expect(COUNTERS).toHaveLength(27);
+  });
+
+  it("keys policy entries by rule set and peer prefix, the set counted in the prefix length", () => {
+    const key = encodePolicyKey(7, "10.0.0.0/8");
+    expect(key.length).toBe(SIZES.policyKey);
+    expect(key.readUInt32LE(0)).toBe(32 + 96 + 8);
+    expect(key.readUInt32LE(4)).toBe(7);
+    expect(key.subarray(8).toString("hex")).toBe("00000000000000000000ffff0a000000");
+    expect(decodePolicyKey(key)).toEqual({ set: 7, cidr: "10.0.0.0/8" });
+    expect(decodePolicyKey(encodePolicyKey(9, "fd00::/64"))).toEqual({ set: 9, cidr: "fd00::/64" });
+    expect(encodePolicyKey(1, "0.0.0.0/0").readUInt32LE(0)).toBe(128);
+  });
+
+  it("writes port ranges with protocol numbers, and refuses what the programs cannot hold", () => {
+    const ranges = [{ protocol: "TCP", first: 80, last: 80 }, { protocol: "SCTP", first: 1000, last: 2000 }, { protocol: "ANY", first: 0, last: 65535 }] as const;
+    const value = encodePolicyPorts(ranges);
+    expect(value.length).toBe(SIZES.policyPorts);
+    expect(value.readUInt32LE(0)).toBe(3);
+    expect([value[8], value[16], value[24]]).toEqual([6, 132, 0]);
+    expect(decodePolicyPorts(value)).toEqual(ranges);
+    expect(encodePolicyPorts([]).readUInt32LE(0)).toBe(0);
+    const tooMany = Array.from({ length: POLICY_MAX_PORTS + 1 }, (_, i) => ({ protocol: "UDP" as const, first: i, last: i }));
+    expect(() => encodePolicyPorts(tooMany)).toThrow("A policy entry holds at most 16 port ranges, not 17");
+    expect(() => encodePolicyPorts([{ protocol: "TCP", first: 90, last: 80 }])).toThrow("Not a port range: 90-80");
+  });
+
+  it("round-trips policy endpoints and stats keys, and sums per-CPU stats", () => {
+    expect(decodePolicyEndpoint(encodePolicyEndpoint({ ingressSet: 3, egressSet: 0 }))).toEqual({ ingressSet: 3, egressSet: 0 });
+    expect(decodeStatsKey(encodeStatsKey("10.244.1.2", "egress"))).toEqual({ ip: "10.244.1.2", direction: "egress" });
+    const stats = Buffer.alloc(2 * SIZES.stats);
+    stats.writeBigUInt64LE(5n, 0);
+    stats.writeBigUInt64LE(1n, 8);
+    stats.writeBigUInt64LE(2n, 16);
+    stats.writeBigUInt64LE(4n, 24);
+    expect(sumPerCpuStats(stats)).toEqual({ allowed: 7, denied: 5 });
   });
 });

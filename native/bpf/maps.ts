@@ -19,6 +19,13 @@ export const PINS = {
   fromPod: "prog_from_pod",
   fromTunnel: "prog_from_tunnel",
   toTunnel: "prog_to_tunnel",
+  toPod: "prog_to_pod",
+  policyEndpoints: "weft_policy_endpoints",
+  policy: "weft_policy",
+  policyConnections: "weft_policy_ct",
+  policyHost: "weft_policy_host",
+  policyStats: "weft_policy_stats",
+  cluster: "weft_cluster",
   /** Directory of the tcx links, one per attachment: "<device>-ingress" (bpffs names cannot hold a dot). */
   links: "links",
 } as const;
@@ -28,19 +35,28 @@ export function linkPin(bpfDir: string, device: string, direction: "ingress" | "
   return join(bpfDir, PINS.links, `${device.replaceAll(".", "_")}-${direction}`);
 }
 
-export const SIZES = { addr: 16, endpoint: 20, lpmKey: 20, node: 24, config: 24 } as const;
+export const SIZES = {
+  addr: 16, endpoint: 20, lpmKey: 20, node: 24, config: 24,
+  policyEndpoint: 8, policyKey: 24, policyPorts: 136, ctKey: 40, ctEntry: 8, statsKey: 20, stats: 16,
+} as const;
 
 export const WEFT_NODE_IPV6 = 1;
 export const WEFT_CONFIG_READY = 1;
 export const WEFT_CONFIG_ZERO_CSUM = 2;
+export const WEFT_CONFIG_POLICY_ONLY = 4;
+export const WEFT_CONFIG_POLICY = 8;
+export const WEFT_CONFIG_DEFER_EGRESS = 16;
+/** WEFT_POLICY_MAX_PORTS: port ranges one policy entry holds. */
+export const POLICY_MAX_PORTS = 16;
 
 /** enum weft_counter, in order. */
 export const COUNTERS = [
   "from_pod_local", "from_pod_remote", "from_pod_pass_miss", "from_pod_pass_nat", "from_pod_pass_not_ip", "from_pod_pass_mtu",
-  "from_pod_pass_not_ready", "from_pod_pass_error",
+  "from_pod_pass_not_ready", "from_pod_pass_error", "from_pod_pass_kernel_mode",
   "from_tunnel_local", "from_tunnel_pass_miss", "from_tunnel_pass_nat", "from_tunnel_pass_not_ip", "from_tunnel_pass_not_ready",
   "from_tunnel_pass_error",
-  "to_tunnel_keyed", "to_tunnel_had_key", "to_tunnel_drop_miss", "to_tunnel_drop_not_ip", "to_tunnel_drop_error",
+  "to_tunnel_keyed", "to_tunnel_had_key", "to_tunnel_drop_miss", "to_tunnel_drop_not_ip", "to_tunnel_drop_error", "to_tunnel_kernel_mode",
+  "to_pod_pass", "policy_drop_ingress", "policy_drop_egress", "policy_ct_full", "policy_egress_deferred", "policy_kernel_reply",
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
@@ -157,12 +173,20 @@ export interface DatapathConfig {
   vtepMac: string;
   /** Zero outer UDP checksums on IPv4 tunnels (accepted by flannel's and weft's kernel VTEPs; see weft.h). */
   zeroChecksum: boolean;
+  /** Kernel mode: the programs check policy and forward nothing. */
+  policyOnly?: boolean;
+  /** Some local pod is selected by a NetworkPolicy. */
+  policy?: boolean;
+  /** Egress denials toward outside the cluster are checked again after DNAT (the nftables rule is in place). */
+  deferEgress?: boolean;
 }
 
 /** struct weft_config, marked ready. */
 export function encodeConfig(config: DatapathConfig): Buffer {
   const value = Buffer.alloc(SIZES.config);
-  value.writeUInt32LE(WEFT_CONFIG_READY | (config.zeroChecksum ? WEFT_CONFIG_ZERO_CSUM : 0), 0);
+  const flags = WEFT_CONFIG_READY | (config.zeroChecksum ? WEFT_CONFIG_ZERO_CSUM : 0) | (config.policyOnly ? WEFT_CONFIG_POLICY_ONLY : 0) |
+    (config.policy ? WEFT_CONFIG_POLICY : 0) | (config.deferEgress ? WEFT_CONFIG_DEFER_EGRESS : 0);
+  value.writeUInt32LE(flags, 0);
   value.writeUInt32LE(config.vtepIfindex, 4);
   value.writeUInt32LE(config.vni, 8);
   writeMac(value, 12, config.vtepMac);
@@ -174,6 +198,7 @@ export function decodeConfig(value: Buffer): DatapathConfig & { ready: boolean; 
   const flags = value.readUInt32LE(0);
   return {
     ready: (flags & WEFT_CONFIG_READY) !== 0, zeroChecksum: (flags & WEFT_CONFIG_ZERO_CSUM) !== 0,
+    policyOnly: (flags & WEFT_CONFIG_POLICY_ONLY) !== 0, policy: (flags & WEFT_CONFIG_POLICY) !== 0, deferEgress: (flags & WEFT_CONFIG_DEFER_EGRESS) !== 0,
     vtepIfindex: value.readUInt32LE(4), vni: value.readUInt32LE(8), vtepMac: readMac(value, 12), version: value.readUInt32LE(20),
   };
 }
@@ -183,4 +208,97 @@ export function sumPerCpu(value: Buffer): bigint {
   let total = 0n;
   for (let offset = 0; offset + 8 <= value.length; offset += 8) total += value.readBigUInt64LE(offset);
   return total;
+}
+
+// ---- NetworkPolicy (weft.h: weft_policy_endpoints, weft_policy, weft_policy_stats) ----
+
+/** IANA protocol numbers, as the programs compare them; 0 = any protocol (a rule without ports). */
+export const PROTOCOL_NUMBERS = { ANY: 0, TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+export interface PolicySets {
+  /** The pod's ingress rule set; 0 = not isolated. */
+  ingressSet: number;
+  egressSet: number;
+}
+
+/** struct weft_policy_endpoint. */
+export function encodePolicyEndpoint(sets: PolicySets): Buffer {
+  const value = Buffer.alloc(SIZES.policyEndpoint);
+  value.writeUInt32LE(sets.ingressSet, 0);
+  value.writeUInt32LE(sets.egressSet, 4);
+  return value;
+}
+
+export function decodePolicyEndpoint(value: Buffer): PolicySets {
+  return { ingressSet: value.readUInt32LE(0), egressSet: value.readUInt32LE(4) };
+}
+
+/** struct weft_policy_key: a rule set's peer prefix (the set's 32 bits are part of every prefix). */
+export function encodePolicyKey(set: number, cidr: string): Buffer {
+  const lpm = encodeLpmKey(cidr);
+  const key = Buffer.alloc(SIZES.policyKey);
+  key.writeUInt32LE(32 + lpm.readUInt32LE(0), 0);
+  key.writeUInt32LE(set, 4);
+  lpm.copy(key, 8, 4);
+  return key;
+}
+
+export function decodePolicyKey(key: Buffer): { set: number; cidr: string } {
+  const lpm = Buffer.alloc(SIZES.lpmKey);
+  lpm.writeUInt32LE(key.readUInt32LE(0) - 32, 0);
+  key.copy(lpm, 4, 8);
+  return { set: key.readUInt32LE(4), cidr: decodeLpmKey(lpm) };
+}
+
+export interface PortRangeEntry {
+  protocol: keyof typeof PROTOCOL_NUMBERS;
+  first: number;
+  last: number;
+}
+
+/** struct weft_policy_ports; at most POLICY_MAX_PORTS ranges (the compiler merges them first). */
+export function encodePolicyPorts(ranges: readonly PortRangeEntry[]): Buffer {
+  if (ranges.length > POLICY_MAX_PORTS) throw new MapEncodingError(`A policy entry holds at most ${POLICY_MAX_PORTS} port ranges, not ${ranges.length}`);
+  const value = Buffer.alloc(SIZES.policyPorts);
+  value.writeUInt32LE(ranges.length, 0);
+  ranges.forEach((range, i) => {
+    const at = 8 + i * 8;
+    if (!(range.protocol in PROTOCOL_NUMBERS)) throw new MapEncodingError(`Not a policy protocol: "${range.protocol}"`);
+    if (!(Number.isInteger(range.first) && Number.isInteger(range.last) && range.first >= 0 && range.first <= range.last && range.last <= 65535)) {
+      throw new MapEncodingError(`Not a port range: ${range.first}-${range.last}`);
+    }
+    value.writeUInt8(PROTOCOL_NUMBERS[range.protocol], at);
+    value.writeUInt16LE(range.first, at + 2);
+    value.writeUInt16LE(range.last, at + 4);
+  });
+  return value;
+}
+
+export function decodePolicyPorts(value: Buffer): PortRangeEntry[] {
+  const names = Object.fromEntries(Object.entries(PROTOCOL_NUMBERS).map(([name, number]) => [number, name])) as Record<number, PortRangeEntry["protocol"]>;
+  const count = Math.min(value.readUInt32LE(0), POLICY_MAX_PORTS);
+  return Array.from({ length: count }, (_, i) => ({ protocol: names[value.readUInt8(8 + i * 8)] ?? "ANY", first: value.readUInt16LE(8 + i * 8 + 2), last: value.readUInt16LE(8 + i * 8 + 4) }));
+}
+
+/** struct weft_stats_key: a local pod address and direction (0 ingress, 1 egress). */
+export function encodeStatsKey(ip: string, direction: "ingress" | "egress"): Buffer {
+  const key = Buffer.alloc(SIZES.statsKey);
+  writeAddr(key, 0, ip);
+  key.writeUInt32LE(direction === "ingress" ? 0 : 1, 16);
+  return key;
+}
+
+export function decodeStatsKey(key: Buffer): { ip: string; direction: "ingress" | "egress" } {
+  return { ip: readAddr(key, 0), direction: key.readUInt32LE(16) === 0 ? "ingress" : "egress" };
+}
+
+/** A per-CPU struct weft_stats, summed over the CPUs. */
+export function sumPerCpuStats(value: Buffer): { allowed: number; denied: number } {
+  let allowed = 0n;
+  let denied = 0n;
+  for (let offset = 0; offset + SIZES.stats <= value.length; offset += SIZES.stats) {
+    allowed += value.readBigUInt64LE(offset);
+    denied += value.readBigUInt64LE(offset + 8);
+  }
+  return { allowed: Number(allowed), denied: Number(denied) };
 }

@@ -56,6 +56,89 @@ struct weft_config {
  * (e2e overlay-ebpf-modes, mixed cluster).
  */
 #define WEFT_CONFIG_ZERO_CSUM 2
+/* kernel datapath mode with NetworkPolicy: the programs enforce policy and hand every packet to the kernel path. */
+#define WEFT_CONFIG_POLICY_ONLY 4
+/* Some endpoint of this node is selected by a NetworkPolicy: without it, no program reads the policy maps. */
+#define WEFT_CONFIG_POLICY 8
+/*
+ * An egress the pod's rules deny toward an address outside the cluster network may be a Service's virtual IP,
+ * which the kernel path DNATs to a pod the rules do allow: such packets go on marked WEFT_MARK_EGRESS_PENDING and
+ * the check runs again after DNAT, in to_pod (a pod of this node) or to_tunnel (another node's). The agent's
+ * nftables forward chain drops whatever is still marked and leaves for anything but the bridge or the VTEP (the
+ * Service was not one, or had no such backend). Set only while that rule is in place; else such packets drop here.
+ */
+#define WEFT_CONFIG_DEFER_EGRESS 16
+#define WEFT_MARK_EGRESS_PENDING 0x00040000
+
+/* weft_cluster: the cluster networks (an LPM of prefixes → 1), for the deferral above. */
+#define WEFT_MAX_CLUSTER_CIDRS 8
+
+/*
+ * NetworkPolicy (agent/policy/): each local pod selected by a policy has a rule set per direction, written by the
+ * agent only. A set is immutable once referenced: an update writes a new set, points the pod at it (one map
+ * update), then deletes the old set, so there is never a window in which the pod is open or dark.
+ */
+/* weft_policy_endpoints: a local pod's address → its rule sets (0 = not isolated in that direction). */
+struct weft_policy_endpoint {
+	__u32 ingress_set;
+	__u32 egress_set;
+};
+#define WEFT_MAX_POLICY_ENDPOINTS 8192
+
+/* weft_policy: (set, peer prefix) → the ports that peer may use; the longest prefix decides (agent/policy/compile.ts). */
+struct weft_policy_key {
+	__u32 prefixlen;   /* 32 (the set) + 96 + n for IPv4, 32 + n for IPv6 */
+	__u32 set;
+	struct weft_addr addr;
+};
+#define WEFT_POLICY_MAX_PORTS 16
+#define WEFT_PROTO_ANY 0   /* every protocol and port: a rule without ports */
+struct weft_port_range {
+	__u8 protocol;     /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP or WEFT_PROTO_ANY */
+	__u8 reserved;
+	__u16 first;       /* host order, inclusive */
+	__u16 last;
+	__u16 reserved2;
+};
+struct weft_policy_ports {
+	__u32 count;       /* ranges in use; 0 = deny (an ipBlock's except) */
+	__u32 reserved;
+	struct weft_port_range ranges[WEFT_POLICY_MAX_PORTS];
+};
+#define WEFT_MAX_POLICY_ENTRIES 262144
+
+/*
+ * weft_policy_ct: connections a policed pod's checks allowed, so that their replies pass the other direction's
+ * check and a connection is checked once. Keyed by the packet's tuple and the direction of the check that saw it.
+ */
+enum weft_direction { WEFT_INGRESS = 0, WEFT_EGRESS = 1 };
+struct weft_ct_key {
+	struct weft_addr src;
+	struct weft_addr dst;
+	__u16 sport;       /* network order */
+	__u16 dport;
+	__u8 protocol;
+	__u8 direction;    /* enum weft_direction */
+	__u16 reserved;
+};
+struct weft_ct_entry {
+	__u32 set;         /* the rule set that allowed it: another set (a policy update) checks it again */
+	__u32 reserved;
+};
+#define WEFT_MAX_POLICY_CONNECTIONS 65536
+
+/* weft_policy_host: this node's own addresses: traffic between a pod and its node is always allowed (probes). */
+#define WEFT_MAX_HOST_ADDRS 64
+
+/* weft_policy_stats: per-CPU allowed and denied packets, by local pod address and direction. */
+struct weft_stats_key {
+	struct weft_addr addr;
+	__u32 direction;
+};
+struct weft_stats {
+	__u64 allowed;
+	__u64 denied;
+};
 
 /* weft_counters: per-CPU packet counters, one per program and verdict (every path ends in one). */
 enum weft_counter {
@@ -68,6 +151,7 @@ enum weft_counter {
 	WEFT_FROM_POD_PASS_MTU,        /* would not fit the tunnel: the kernel path (ICMP fragmentation needed) */
 	WEFT_FROM_POD_PASS_NOT_READY,  /* the agent has not configured the datapath yet */
 	WEFT_FROM_POD_PASS_ERROR,      /* a helper failed: the kernel path */
+	WEFT_FROM_POD_PASS_KERNEL_MODE, /* --datapath kernel: policy checked, forwarding is the kernel's */
 	/* from_tunnel: the VTEP, ingress */
 	WEFT_FROM_TUNNEL_LOCAL,        /* redirected into a pod on this node */
 	WEFT_FROM_TUNNEL_PASS_MISS,
@@ -81,6 +165,15 @@ enum weft_counter {
 	WEFT_TO_TUNNEL_DROP_MISS,      /* no node for the destination: the device could not send it anyway */
 	WEFT_TO_TUNNEL_DROP_NOT_IP,
 	WEFT_TO_TUNNEL_DROP_ERROR,
+	WEFT_TO_TUNNEL_KERNEL_MODE,    /* --datapath kernel: the VTEP forwards by its FDB */
+	/* to_pod: the pod's host veth, egress (what the kernel path delivers to the pod) */
+	WEFT_TO_POD_PASS,              /* allowed, or no policy: on to the pod */
+	/* policy verdicts, whichever program checked */
+	WEFT_POLICY_DROP_INGRESS,      /* a pod's ingress policy denied it */
+	WEFT_POLICY_DROP_EGRESS,       /* a pod's egress policy denied it */
+	WEFT_POLICY_CT_FULL,           /* allowed, but the connection could not be recorded (its replies are checked) */
+	WEFT_POLICY_EGRESS_DEFERRED,   /* denied toward outside the cluster network: checked again after DNAT */
+	WEFT_POLICY_KERNEL_REPLY,      /* a reply of a connection the pod opened, as the kernel's conntrack tracks it */
 	WEFT_COUNTERS
 };
 

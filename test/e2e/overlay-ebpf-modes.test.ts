@@ -31,11 +31,17 @@ const ECHO_PORT = 7021;
 const UDP_PORT = 7022;
 const SINK_PORT = 7023;
 const NET_CONF = { Network: "10.244.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } };
-/** What an eBPF run pins under a node's pin root, besides one link per pod on the fast path. */
+/** What an eBPF run pins under a node's pin root, besides two links per pod (from_pod on ingress, to_pod on egress). */
 const EBPF_PINS = [
-  "links", "links/weft_1-egress", "links/weft_1-ingress", "prog_from_pod", "prog_from_tunnel", "prog_to_tunnel",
-  "weft_config", "weft_counters", "weft_endpoints", "weft_nodes",
+  "links", "links/weft_1-egress", "links/weft_1-ingress", "prog_from_pod", "prog_from_tunnel", "prog_to_pod", "prog_to_tunnel",
+  "weft_cluster", "weft_config", "weft_counters", "weft_endpoints", "weft_nodes",
+  "weft_policy", "weft_policy_ct", "weft_policy_endpoints", "weft_policy_host", "weft_policy_stats",
 ];
+
+/** A pod's two link pins. */
+function podLinks(hostVeth: string): string[] {
+  return [`links/${hostVeth}-egress`, `links/${hostVeth}-ingress`];
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -228,12 +234,12 @@ describe("--datapath ebpf, 3 nodes: an agent killed (SIGKILL) and restarted unde
       return s;
     }, 5_000, 200);
     const before = { ...snapshot(), state, counters: pinnedCounters(node1) };
-    expect(pins(node1)).toEqual([...EBPF_PINS, ...[a, a2].map((pod) => `links/${hostVethOf(pod)}-ingress`)].sort());
+    expect(pins(node1)).toEqual([...EBPF_PINS, ...[a, a2].flatMap((pod) => podLinks(hostVethOf(pod)))].sort());
     const runs = (attached: Tcx<string>) => JSON.parse(JSON.stringify(attached).replace(/@\d+/g, "")) as Tcx<string>;
     expect(runs(before.tcx)).toEqual({
       "weft.1": { ingress: ["prog_from_tunnel"], egress: ["prog_to_tunnel"] },
-      [hostVethOf(a)]: { ingress: ["prog_from_pod"], egress: [] },
-      [hostVethOf(a2)]: { ingress: ["prog_from_pod"], egress: [] },
+      [hostVethOf(a)]: { ingress: ["prog_from_pod"], egress: ["prog_to_pod"] },
+      [hostVethOf(a2)]: { ingress: ["prog_from_pod"], egress: ["prog_to_pod"] },
     });
 
     // Out of node-1 to another node, within node-1, and into node-1 from another node.
@@ -347,7 +353,8 @@ describe("kernel → ebpf → kernel across agent restarts, 3 nodes", () => {
     const kernelPods = allPods();
 
     // → ebpf: the VTEP collect-metadata, no FDB, the programs pinned and attached; the kernel-mode pods have no
-    // endpoint record and keep the kernel path (listed), the new ones are on the fast path.
+    // endpoint record and keep the kernel path (listed) but get the programs (NetworkPolicy), the new ones are on
+    // the fast path.
     const ebpfStates = await switchTo("ebpf");
     const ebpfPods = await addPods();
     for (const [i, node] of cluster.nodes.entries()) {
@@ -367,10 +374,11 @@ describe("kernel → ebpf → kernel across agent restarts, 3 nodes", () => {
       expect(vtep.info).toMatchObject({ port: 8472, learning: false });
       expect({ address: vtep.address, mtu: vtep.mtu, addresses: vtep.addresses }).toEqual({ address: fresh[i]!.vtep.address, mtu: fresh[i]!.vtep.mtu, addresses: fresh[i]!.vtep.addresses });
       expect(node.kernelObjects()).toEqual({ ...fresh[i]!.objects, fdb: [] });
-      expect(pins(node)).toEqual([...EBPF_PINS, `links/${hostVethOf(ebpfPod)}-ingress`].sort());
+      expect(pins(node)).toEqual([...EBPF_PINS, ...podLinks(hostVethOf(ebpfPod)), ...podLinks(hostVethOf(kernelPod))].sort());
       expect(tcx(node)).toEqual({
         "weft.1": { ingress: [programs.prog_from_tunnel], egress: [programs.prog_to_tunnel] },
-        [hostVethOf(ebpfPod)]: { ingress: [programs.prog_from_pod], egress: [] },
+        [hostVethOf(ebpfPod)]: { ingress: [programs.prog_from_pod], egress: [programs.prog_to_pod] },
+        [hostVethOf(kernelPod)]: { ingress: [programs.prog_from_pod], egress: [programs.prog_to_pod] },
       });
       expect(endpointRecords(node)).toEqual([`${hostVethOf(ebpfPod)}.json`]);
       expect(fs.readFileSync(node.subnetFile, "utf8")).toContain("WEFT_DATAPATH=ebpf\n");

@@ -146,15 +146,16 @@ describe("3 nodes, vxlan, dual stack, --datapath ebpf", () => {
     }
   });
 
-  it("takes a deleted pod off the fast path: its entries, link pin and record go with DEL", () => {
+  it("takes a deleted pod off the fast path: its entries, link pins and record go with DEL", () => {
     const node = cluster.nodes[2]!;
     const pod = node.addPod();
     const recordsBefore = fs.readdirSync(path.join(node.dir, "state", "endpoints")).length;
     expect(recordsBefore).toBe(3);
     const links = fs.readdirSync(path.join(node.bpfDir, "links")).filter((name) => name.startsWith("veth"));
-    expect(links).toHaveLength(3);
+    // from_pod on the host veth's ingress, to_pod on its egress: two links per pod.
+    expect(links).toHaveLength(6);
     node.removePod(pod);
     expect(fs.readdirSync(path.join(node.dir, "state", "endpoints"))).toHaveLength(2);
-    expect(fs.readdirSync(path.join(node.bpfDir, "links")).filter((name) => name.startsWith("veth"))).toHaveLength(2);
+    expect(fs.readdirSync(path.join(node.bpfDir, "links")).filter((name) => name.startsWith("veth"))).toHaveLength(4);
   });
 });

@@ -29,7 +29,7 @@ function pinRoot(name: string): string {
 }
 
 function datapath(bpfDir: string): EbpfDatapath {
-  return new EbpfDatapath({ bpfDir, endpointsDir: path.join(dir, `${path.basename(bpfDir)}-endpoints`), objectsDir: OBJECTS, vni: 1, logger: log.with({ test: "ebpf-datapath" }) });
+  return new EbpfDatapath({ bpfDir, endpointsDir: path.join(dir, `${path.basename(bpfDir)}-endpoints`), objectsDir: OBJECTS, vni: 1, clusterCidrs: ["10.244.0.0/16"], logger: log.with({ test: "ebpf-datapath" }) });
 }
 
 function infoOf(pin: string) {
@@ -79,17 +79,29 @@ describe("eBPF datapath objects", () => {
       expect(size("weft_node"), object).toBe(SIZES.node);
       expect(size("weft_config"), object).toBe(SIZES.config);
     }
+    for (const object of ["from_pod.o", "to_pod.o", "vtep.o"]) {
+      const btf = run(["bpftool", "btf", "dump", "file", path.join(OBJECTS, object), "format", "raw"]);
+      const size = (name: string) => Number(new RegExp(`STRUCT '${name}' size=(\\d+)`).exec(btf)?.[1]);
+      expect(size("weft_policy_endpoint"), object).toBe(SIZES.policyEndpoint);
+      expect(size("weft_policy_key"), object).toBe(SIZES.policyKey);
+      expect(size("weft_policy_ports"), object).toBe(SIZES.policyPorts);
+      expect(size("weft_ct_key"), object).toBe(SIZES.ctKey);
+      expect(size("weft_ct_entry"), object).toBe(SIZES.ctEntry);
+      expect(size("weft_stats_key"), object).toBe(SIZES.statsKey);
+      expect(size("weft_stats"), object).toBe(SIZES.stats);
+    }
   });
 });
 
 describe("EbpfDatapath.load", () => {
-  it("loads both objects, pins programs and shared maps, and loading again replaces the programs in place", () => {
+  it("loads the objects, pins programs and shared maps, and loading again replaces the programs in place", () => {
     const root = pinRoot("fresh");
     const first = datapath(root);
     first.load();
     const pins = readdirSync(root).sort();
-    expect(pins).toEqual([PINS.fromPod, PINS.fromTunnel, PINS.toTunnel, PINS.config, PINS.counters, PINS.endpoints, PINS.nodes].sort());
-    for (const map of [PINS.endpoints, PINS.nodes, PINS.config, PINS.counters]) expect(infoOf(path.join(root, map))).toMatchObject({ kind: "map" });
+    const maps = [PINS.endpoints, PINS.nodes, PINS.config, PINS.counters, PINS.policyEndpoints, PINS.policy, PINS.policyConnections, PINS.policyHost, PINS.policyStats, PINS.cluster];
+    expect(pins).toEqual([PINS.fromPod, PINS.fromTunnel, PINS.toTunnel, PINS.toPod, ...maps].sort());
+    for (const map of maps) expect(infoOf(path.join(root, map))).toMatchObject({ kind: "map" });
     const programBefore = infoOf(path.join(root, PINS.fromPod)).id;
     const mapBefore = infoOf(path.join(root, PINS.endpoints)).id;
     datapath(root).load();
@@ -146,7 +158,7 @@ char LICENSE[] SEC("license") = "GPL";
     }
     expect(MAPS_VERSION).toBe(1);
     const removed = removeEbpfState({ bpfDir: root, endpointsDir: path.join(dir, "cleanup-endpoints") });
-    expect(removed).toHaveLength(7);
+    expect(removed).toHaveLength(14);
     expect(readdirSync(root)).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@ import { DatapathError } from "../../agent/errors";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "weft-datapath-mode-"));
 const objects = path.join(dir, "bpf");
 fs.mkdirSync(objects);
-for (const name of ["from_pod.o", "vtep.o"]) fs.writeFileSync(path.join(objects, name), "");
+for (const name of ["from_pod.o", "to_pod.o", "vtep.o"]) fs.writeFileSync(path.join(objects, name), "");
 const btf = path.join(dir, "vmlinux");
 fs.writeFileSync(btf, "");
 
@@ -38,7 +38,7 @@ describe("chooseDatapath", () => {
     const lacking: NodeFacts = { ...complete, objectsDir: path.join(dir, "empty"), bpffsMountPoint: path.join(dir, "no-bpffs") };
     expect(() => chooseDatapath("ebpf", lacking)).toThrow(DatapathError);
     expect(() => chooseDatapath("ebpf", lacking)).toThrow(
-      `Cannot use --datapath ebpf: this node lacks a bpf filesystem mount point (${path.join(dir, "no-bpffs")}), the datapath's object ${path.join(dir, "empty", "from_pod.o")}, the datapath's object ${path.join(dir, "empty", "vtep.o")}`,
+      `Cannot use --datapath ebpf: this node lacks a bpf filesystem mount point (${path.join(dir, "no-bpffs")}), the datapath's object ${path.join(dir, "empty", "from_pod.o")}, the datapath's object ${path.join(dir, "empty", "to_pod.o")}, the datapath's object ${path.join(dir, "empty", "vtep.o")}`,
     );
   });
 });

@@ -299,12 +299,23 @@ describe("the DaemonSet runs the agent it was written for", () => {
   });
 });
 
-// What each CoreV1Api call of the agent needs. A call missing here fails the test below: add it, and its grant.
+// What each API call of the agent needs (group-qualified outside the core group). A call missing here fails the
+// test below: add it, and its grant.
 const API_PERMISSIONS: Record<string, string> = {
   listNode: "nodes:list",
   readNode: "nodes:get",
   patchNode: "nodes:patch",
   patchNodeStatus: "nodes/status:patch",
+  listNamespace: "namespaces:list",
+  listPodForAllNamespaces: "pods:list",
+  listNetworkPolicyForAllNamespaces: "networking.k8s.io/networkpolicies:list",
+};
+/** The paths the agent watches (client-node's Watch and ListWatch), and what each needs. */
+const WATCHED: Record<string, string> = {
+  "/api/v1/nodes": "nodes:watch",
+  "/api/v1/namespaces": "namespaces:watch",
+  "/api/v1/pods": "pods:watch",
+  "/apis/networking.k8s.io/v1/networkpolicies": "networking.k8s.io/networkpolicies:watch",
 };
 
 function agentSources(dir = path.join(root, "agent")): string[] {
@@ -316,30 +327,36 @@ function agentSources(dir = path.join(root, "agent")): string[] {
 }
 
 describe("RBAC", () => {
-  it("grants exactly what the kube node source calls, on core nodes only", () => {
+  it("grants exactly what the kube sources call: read nodes and patch their own, read pods, namespaces and NetworkPolicies", () => {
     const needed = new Set<string>();
     for (const file of agentSources()) {
       const text = fs.readFileSync(file, "utf8");
       if (!text.includes("@kubernetes/client-node")) continue;
-      for (const [, client] of text.matchAll(/makeApiClient\((\w+)\)/g)) expect(client, `${file}: only CoreV1Api is granted`).toBe("CoreV1Api");
-      for (const [, method] of text.matchAll(/(?:#api|\bapi)\.(\w+)\(/g)) {
-        expect(API_PERMISSIONS[method!], `${path.relative(root, file)} calls CoreV1Api.${method}: add it to API_PERMISSIONS and the ClusterRole`).toBeDefined();
+      for (const [, client] of text.matchAll(/makeApiClient\((\w+)\)/g)) expect(["CoreV1Api", "NetworkingV1Api"], `${file}: a client without grants`).toContain(client);
+      for (const [, method] of text.matchAll(/(?:#api|\bapi|\bcore|\bnetworking)\.(\w+)\(/g)) {
+        expect(API_PERMISSIONS[method!], `${path.relative(root, file)} calls ${method}: add it to API_PERMISSIONS and the ClusterRole`).toBeDefined();
         needed.add(API_PERMISSIONS[method!]!);
       }
-      // The informer lists and watches /api/v1/nodes.
-      if (/new ListWatch\b/.test(text) && text.includes('"/api/v1/nodes')) needed.add("nodes:list").add("nodes:watch");
+      // Informers list and watch their paths.
+      if (/new (ListWatch|Watch)\b/.test(text)) {
+        for (const [watched, grant] of Object.entries(WATCHED)) if (text.includes(`"${watched}"`) || text.includes(`"${watched}?`)) needed.add(grant);
+      }
     }
-    expect(needed.size, "the kube source was found").toBeGreaterThan(0);
+    expect(needed.size, "the kube sources were found").toBeGreaterThan(0);
 
     const granted = new Set<string>();
     for (const rule of clusterRole.rules ?? []) {
-      expect(rule.apiGroups).toEqual([""]);
+      expect(rule.apiGroups).toHaveLength(1);
       expect(rule.resourceNames).toBeUndefined();
       expect(rule.nonResourceURLs).toBeUndefined();
-      for (const resource of rule.resources ?? []) for (const verb of rule.verbs) granted.add(`${resource}:${verb}`);
+      const group = rule.apiGroups![0] === "" ? "" : `${rule.apiGroups![0]}/`;
+      for (const resource of rule.resources ?? []) for (const verb of rule.verbs) granted.add(`${group}${resource}:${verb}`);
     }
     expect([...granted].sort()).toEqual([...needed].sort());
-    expect([...granted].sort()).toEqual(["nodes/status:patch", "nodes:get", "nodes:list", "nodes:patch", "nodes:watch"]);
+    expect([...granted].sort()).toEqual([
+      "namespaces:list", "namespaces:watch", "networking.k8s.io/networkpolicies:list", "networking.k8s.io/networkpolicies:watch",
+      "nodes/status:patch", "nodes:get", "nodes:list", "nodes:patch", "nodes:watch", "pods:list", "pods:watch",
+    ]);
   });
 
   it("binds the ClusterRole to the DaemonSet's service account", () => {

@@ -30,6 +30,7 @@ describe("renderMasqRules", () => {
         "",
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy accept;",
+        '\t\tmeta mark & 0x00040000 == 0x00040000 ip daddr != 10.244.0.0/16 drop comment "egress denied by NetworkPolicy"',
         '\t\tip saddr 10.244.0.0/16 accept comment "from pods"',
         '\t\tip daddr 10.244.0.0/16 accept comment "to pods"',
         "\t}",

@@ -47,6 +47,7 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 #define WEFT_IPS_SRC_NAT (1 << 4)
 #define WEFT_IPS_DST_NAT (1 << 5)
 #define WEFT_CURRENT_NETNS (-1)
+#define WEFT_CT_DIR_REPLY 1 /* IP_CT_DIR_REPLY: opts.dir as the lookup sets it */
 #define WEFT_TCP_FLAGS_OFFSET 13
 #define WEFT_TCP_SYN 0x02
 #define WEFT_TCP_ACK 0x10
@@ -82,6 +83,41 @@ static __always_inline enum weft_ct weft_ct_lookup(struct __sk_buff *skb, const 
 	found = (ct->status & (WEFT_IPS_SRC_NAT | WEFT_IPS_DST_NAT)) ? WEFT_CT_NAT : WEFT_CT_PLAIN;
 	bpf_ct_release(ct);
 	return found;
+}
+
+/*
+ * True when the kernel's conntrack tracks this packet as the reply direction of a connection: the other end sent
+ * first. For what the kernel path delivers (NAT'd flows, their replies un-NAT'd): the pod opened it.
+ */
+static __always_inline int weft_ct_is_reply(struct __sk_buff *skb, const struct weft_packet *p)
+{
+	struct bpf_ct_opts opts = { .netns_id = WEFT_CURRENT_NETNS, .l4proto = p->l4proto };
+	struct bpf_sock_tuple tuple = {};
+	struct nf_conn *ct;
+	__u32 size;
+	int reply;
+
+	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP)
+		return 0;
+	if (p->ipv6) {
+		__builtin_memcpy(tuple.ipv6.saddr, p->src.bytes, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, p->dst.bytes, 16);
+		tuple.ipv6.sport = p->sport;
+		tuple.ipv6.dport = p->dport;
+		size = sizeof(tuple.ipv6);
+	} else {
+		__builtin_memcpy(&tuple.ipv4.saddr, &p->src.bytes[12], 4);
+		__builtin_memcpy(&tuple.ipv4.daddr, &p->dst.bytes[12], 4);
+		tuple.ipv4.sport = p->sport;
+		tuple.ipv4.dport = p->dport;
+		size = sizeof(tuple.ipv4);
+	}
+	ct = bpf_skb_ct_lookup(skb, &tuple, size, &opts, sizeof(opts));
+	if (!ct)
+		return 0;
+	reply = opts.dir == WEFT_CT_DIR_REPLY;
+	bpf_ct_release(ct);
+	return reply;
 }
 
 /*

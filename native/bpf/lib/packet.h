@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Parsing just enough of a packet to decide: the Ethernet header, the IP addresses, and the ports of TCP/UDP. */
+/* Parsing just enough of a packet to decide: the Ethernet header, the IP addresses, and the ports of TCP/UDP/SCTP. */
 #ifndef WEFT_PACKET_H
 #define WEFT_PACKET_H
 
@@ -15,7 +15,7 @@
 struct weft_packet {
 	struct weft_addr src;
 	struct weft_addr dst;
-	__u16 sport;       /* network order; 0 unless TCP/UDP */
+	__u16 sport;       /* network order; 0 unless TCP/UDP/SCTP */
 	__u16 dport;
 	__u8 l4proto;      /* IPPROTO_*, the first header after IP (IPv6 extension headers are not walked) */
 	__u8 ipv6;
@@ -29,7 +29,7 @@ static __always_inline void weft_v4_mapped(struct weft_addr *out, __u32 addr)
 	__builtin_memcpy(&out->bytes[12], &addr, 4);
 }
 
-/* 0 when the frame is IPv4 or IPv6 with a complete header (and ports, for the first fragment of TCP/UDP). */
+/* 0 when the frame is IPv4 or IPv6 with a complete header (and ports, for the first fragment of TCP/UDP/SCTP). */
 static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_packet *p)
 {
 	void *data = (void *)(long)skb->data;
@@ -67,7 +67,8 @@ static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_packet 
 	} else {
 		return -1;
 	}
-	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP) {
+	/* SCTP's common header starts with the two ports, as TCP's and UDP's do. */
+	if (p->l4proto == IPPROTO_TCP || p->l4proto == IPPROTO_UDP || p->l4proto == 132) {
 		__u16 *ports = l4;
 
 		if ((void *)(ports + 2) > end)
