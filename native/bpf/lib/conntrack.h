@@ -47,7 +47,7 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 #define WEFT_IPS_SRC_NAT (1 << 4)
 #define WEFT_IPS_DST_NAT (1 << 5)
 #define WEFT_CURRENT_NETNS (-1)
-#define WEFT_CT_DIR_REPLY 1 /* IP_CT_DIR_REPLY: opts.dir as the lookup sets it */
+#define WEFT_CT_DIR_ORIGINAL 0 /* IP_CT_DIR_ORIGINAL: opts.dir as the lookup sets it */
 #define WEFT_TCP_FLAGS_OFFSET 13
 #define WEFT_TCP_SYN 0x02
 #define WEFT_TCP_ACK 0x10
@@ -86,8 +86,10 @@ static __always_inline enum weft_ct weft_ct_lookup(struct __sk_buff *skb, const 
 }
 
 /*
- * True when the kernel's conntrack tracks this packet as the reply direction of a connection: the other end sent
- * first. For what the kernel path delivers (NAT'd flows, their replies un-NAT'd): the pod opened it.
+ * True when the kernel's conntrack saw this packet's flow start the other way: the packet, inverted, is the
+ * original direction of a tracked connection, so this end (for what the kernel path delivers to a pod: the pod)
+ * sent first. Inverted because of NAT: the reply of a Service connection, un-DNAT'd, comes from the virtual IP,
+ * and (virtual IP → pod) is in neither of the entry's tuples, while (pod → virtual IP) is its original one.
  */
 static __always_inline int weft_ct_is_reply(struct __sk_buff *skb, const struct weft_packet *p)
 {
@@ -100,22 +102,22 @@ static __always_inline int weft_ct_is_reply(struct __sk_buff *skb, const struct 
 	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP)
 		return 0;
 	if (p->ipv6) {
-		__builtin_memcpy(tuple.ipv6.saddr, p->src.bytes, 16);
-		__builtin_memcpy(tuple.ipv6.daddr, p->dst.bytes, 16);
-		tuple.ipv6.sport = p->sport;
-		tuple.ipv6.dport = p->dport;
+		__builtin_memcpy(tuple.ipv6.saddr, p->dst.bytes, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, p->src.bytes, 16);
+		tuple.ipv6.sport = p->dport;
+		tuple.ipv6.dport = p->sport;
 		size = sizeof(tuple.ipv6);
 	} else {
-		__builtin_memcpy(&tuple.ipv4.saddr, &p->src.bytes[12], 4);
-		__builtin_memcpy(&tuple.ipv4.daddr, &p->dst.bytes[12], 4);
-		tuple.ipv4.sport = p->sport;
-		tuple.ipv4.dport = p->dport;
+		__builtin_memcpy(&tuple.ipv4.saddr, &p->dst.bytes[12], 4);
+		__builtin_memcpy(&tuple.ipv4.daddr, &p->src.bytes[12], 4);
+		tuple.ipv4.sport = p->dport;
+		tuple.ipv4.dport = p->sport;
 		size = sizeof(tuple.ipv4);
 	}
 	ct = bpf_skb_ct_lookup(skb, &tuple, size, &opts, sizeof(opts));
 	if (!ct)
 		return 0;
-	reply = opts.dir == WEFT_CT_DIR_REPLY;
+	reply = opts.dir == WEFT_CT_DIR_ORIGINAL;
 	bpf_ct_release(ct);
 	return reply;
 }
