@@ -177,6 +177,36 @@ describe.each(["ebpf", "kernel"] as const)("NetworkPolicy with --datapath %s", (
     expect(reaches(c.pod, a.pod)).toBe(true);
   });
 
+  it("enforces an update among 1,000 policies within a second of the agent seeing it", async () => {
+    // 1,000 policies that select pods which do not exist, beside the one under test.
+    const others = Array.from({ length: 1_000 }, (_, i) => policy(`other-${i}`, {
+      podSelector: { matchLabels: { app: `absent-${i}` } },
+      ingress: [{ from: [{ ipBlock: { cidr: `10.${i >> 8}.${i & 255}.0/24` } }], ports: [{ port: 8000 + (i % 100) }] }],
+    }));
+    writeDocument(policyDir, "others.json", others);
+    await applied(1_002);
+    expect(reaches(c.pod, a.pod)).toBe(true);
+    // Flip c → a from allowed to denied: a-from-c now names b instead.
+    writeDocument(policyDir, "deny.json", [
+      policy("deny-a", { podSelector: { matchLabels: { app: "a" } }, policyTypes: ["Ingress"] }),
+      policy("a-from-c", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] }),
+    ]);
+    const before = a.node.state().datapath.policy!.applies;
+    await eventually(() => expect(a.node.state().datapath.policy!.applies).toBeGreaterThan(before), 10_000, 50);
+    const apply = a.node.state().datapath.policy!.lastApply!;
+    expect(apply.error).toBeUndefined();
+    // The agent's whole compile-and-write at 1,002 policies (docs/benchmarks.md has the measured figures).
+    expect(apply.ms).toBeLessThan(1_000);
+    expect(reaches(c.pod, a.pod)).toBe(false);
+    expect(reaches(b.pod, a.pod)).toBe(true);
+    fs.rmSync(path.join(policyDir, "others.json"));
+    writeDocument(policyDir, "deny.json", [
+      policy("deny-a", { podSelector: { matchLabels: { app: "a" } }, policyTypes: ["Ingress"] }),
+      policy("a-from-c", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: "c" } } }], ports: [{ port: "echo" }] }] }),
+    ]);
+    await applied(2);
+  });
+
   it("opens the pod again when its policies are removed", async () => {
     fs.rmSync(path.join(policyDir, "deny.json"));
     await applied(0);
