@@ -46,7 +46,9 @@ for (const { backend, datapath, label } of CASES) {
       expect(fs.readdirSync(path.join(node.dir, "ipam"))).toContain("weft");
       if (datapath === "ebpf") {
         expect(fs.readdirSync(node.bpfDir)).toEqual(expect.arrayContaining(["prog_from_pod", "weft_endpoints", "links"]));
-        expect(fs.readdirSync(path.join(node.bpfDir, "links")).sort()).toEqual([expect.stringMatching(/^veth[0-9a-f]{8}-ingress$/), "weft_1-egress", "weft_1-ingress"]);
+        expect(fs.readdirSync(path.join(node.bpfDir, "links")).sort()).toEqual([
+          expect.stringMatching(/^veth[0-9a-f]{8}-egress$/), expect.stringMatching(/^veth[0-9a-f]{8}-ingress$/), "weft_1-egress", "weft_1-ingress",
+        ]);
         expect(fs.readdirSync(path.join(stateDir, "endpoints"))).toHaveLength(1);
       }
       const binDir = path.join(node.dir, "bin");

@@ -54,29 +54,34 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
 enum weft_ct { WEFT_CT_NONE, WEFT_CT_PLAIN, WEFT_CT_NAT };
 
+/* Fills the kfunc's tuple with src → dst as given; returns its size for the packet's family. */
+static __always_inline __u32 weft_ct_tuple(struct bpf_sock_tuple *tuple, const struct weft_packet *p, const struct weft_addr *src,
+					   const struct weft_addr *dst, __u16 sport, __u16 dport)
+{
+	if (p->ipv6) {
+		__builtin_memcpy(tuple->ipv6.saddr, src->bytes, 16);
+		__builtin_memcpy(tuple->ipv6.daddr, dst->bytes, 16);
+		tuple->ipv6.sport = sport;
+		tuple->ipv6.dport = dport;
+		return sizeof(tuple->ipv6);
+	}
+	__builtin_memcpy(&tuple->ipv4.saddr, &src->bytes[12], 4);
+	__builtin_memcpy(&tuple->ipv4.daddr, &dst->bytes[12], 4);
+	tuple->ipv4.sport = sport;
+	tuple->ipv4.dport = dport;
+	return sizeof(tuple->ipv4);
+}
+
 /* What conntrack has for this tuple (src → dst as given, either direction of an entry). */
 static __always_inline enum weft_ct weft_ct_lookup(struct __sk_buff *skb, const struct weft_packet *p, const struct weft_addr *src,
 						   const struct weft_addr *dst, __u16 sport, __u16 dport)
 {
 	struct bpf_ct_opts opts = { .netns_id = WEFT_CURRENT_NETNS, .l4proto = p->l4proto };
 	struct bpf_sock_tuple tuple = {};
+	__u32 size = weft_ct_tuple(&tuple, p, src, dst, sport, dport);
 	struct nf_conn *ct;
 	enum weft_ct found;
-	__u32 size;
 
-	if (p->ipv6) {
-		__builtin_memcpy(tuple.ipv6.saddr, src->bytes, 16);
-		__builtin_memcpy(tuple.ipv6.daddr, dst->bytes, 16);
-		tuple.ipv6.sport = sport;
-		tuple.ipv6.dport = dport;
-		size = sizeof(tuple.ipv6);
-	} else {
-		__builtin_memcpy(&tuple.ipv4.saddr, &src->bytes[12], 4);
-		__builtin_memcpy(&tuple.ipv4.daddr, &dst->bytes[12], 4);
-		tuple.ipv4.sport = sport;
-		tuple.ipv4.dport = dport;
-		size = sizeof(tuple.ipv4);
-	}
 	ct = bpf_skb_ct_lookup(skb, &tuple, size, &opts, sizeof(opts));
 	if (!ct)
 		return WEFT_CT_NONE;
@@ -101,19 +106,7 @@ static __always_inline int weft_ct_is_reply(struct __sk_buff *skb, const struct 
 
 	if (p->l4proto != IPPROTO_TCP && p->l4proto != IPPROTO_UDP)
 		return 0;
-	if (p->ipv6) {
-		__builtin_memcpy(tuple.ipv6.saddr, p->dst.bytes, 16);
-		__builtin_memcpy(tuple.ipv6.daddr, p->src.bytes, 16);
-		tuple.ipv6.sport = p->dport;
-		tuple.ipv6.dport = p->sport;
-		size = sizeof(tuple.ipv6);
-	} else {
-		__builtin_memcpy(&tuple.ipv4.saddr, &p->dst.bytes[12], 4);
-		__builtin_memcpy(&tuple.ipv4.daddr, &p->src.bytes[12], 4);
-		tuple.ipv4.sport = p->dport;
-		tuple.ipv4.dport = p->sport;
-		size = sizeof(tuple.ipv4);
-	}
+	size = weft_ct_tuple(&tuple, p, &p->dst, &p->src, p->dport, p->sport);
 	ct = bpf_skb_ct_lookup(skb, &tuple, size, &opts, sizeof(opts));
 	if (!ct)
 		return 0;
