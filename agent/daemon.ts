@@ -399,6 +399,8 @@ export class Agent {
   /** Ready: the datapath is, and this node's own record in the cluster is as claimed (its keeper has no problem). */
   readiness(): AgentState["readiness"] {
     const problem = this.#o.source.keeper?.status().problem;
+    // Before the source has synced, its error (a refused call while claiming this node) says why.
+    const sourceProblem = this.#snapshot.synced ? undefined : this.#o.source.snapshot().error;
     return {
       ready: this.#datapathReady() && problem === undefined,
       sourceSynced: this.#snapshot.synced && this.#stats.lastRun !== undefined,
@@ -406,7 +408,7 @@ export class Agent {
       masq: this.#masq.ok,
       cniConfig: this.#files.written,
       localRecord: problem === undefined,
-      ...(problem === undefined ? {} : { problem }),
+      ...(problem === undefined ? (sourceProblem === undefined ? {} : { problem: sourceProblem }) : { problem }),
     };
   }
 

@@ -16,6 +16,8 @@
 #   and nothing else in that file is changed.
 # - localhost/busybox:weft in the machine's podman store, from /bin/busybox, for the same use by hand (the test
 #   harness imports its own copy into each node's store).
+# - kube-apiserver and kube-proxy v1.20.2, built from Debian's source by scripts/kube/build.sh (deb-src added, Go
+#   from golang-go) into /var/cache/weft-kube: about 6 minutes the first time, then cached.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # shellcheck source=scripts/install-deps.sh
@@ -29,7 +31,7 @@ fi
 packages=(
   ca-certificates iproute2 nftables iptables util-linux mount tar
   containernetworking-plugins podman runc conmon golang-github-containers-common
-  busybox-static etcd-server iperf3 binutils
+  busybox-static etcd-server iperf3 binutils openssl
   clang libbpf-dev libbpf1 bpftool
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
@@ -78,3 +80,8 @@ if ! podman image exists localhost/busybox:weft 2>/dev/null; then
   tar -C "$rootfs" -c . | podman import --quiet - localhost/busybox:weft >/dev/null
   echo "install-test-deps: imported localhost/busybox:weft"
 fi
+
+# The real kube-apiserver and kube-proxy the tests run (test/support/kube-apiserver.ts): built once from Debian's
+# `kubernetes` source package (about 6 minutes on 2 cores, cold) and cached in /var/cache/weft-kube, so that later
+# runs take a second. scripts/kube/build.sh says where the time goes.
+bash "$(dirname "${BASH_SOURCE[0]}")/kube/build.sh" >/dev/null

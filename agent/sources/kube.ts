@@ -264,6 +264,7 @@ export class KubeSource implements NodeSource {
         if (abort.aborted) throw abort.reason;
         if (statusCode(error) !== 404) {
           this.#log.warn("Cannot read this node; retrying", { node: name, error: describeKubeError(error) });
+          this.#table.setError(new Error(`Cannot read this node: ${describeKubeError(error)}`));
           await sleep(backoff.next(), abort);
           continue;
         }
@@ -286,6 +287,8 @@ export class KubeSource implements NodeSource {
       } catch (error) {
         if (abort.aborted) throw abort.reason;
         this.#log.warn(`${what}; retrying`, { error: describeKubeError(error) });
+        // Shown in status and /readyz while claiming (an RBAC rule missing, say), cleared by the first good list.
+        this.#table.setError(new Error(`${what}: ${describeKubeError(error)}`));
         await sleep(backoff.next(), abort);
       }
     }
