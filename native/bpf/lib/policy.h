@@ -4,14 +4,15 @@
  * ingress: before bpf_redirect_peer in from_pod and from_tunnel, and in to_pod for what the kernel path delivers).
  * A pod no policy selects costs one hash lookup. For a selected pod:
  *   1. a connection this check already allowed under the pod's current rule set passes (weft_policy_ct);
- *   2. a reply to a connection the pod's other direction allowed passes (the same map, the tuple inverted);
+ *   2. a reply to a connection the pod's other direction allowed, under that direction's current rule set, passes
+ *      (the same map, the tuple inverted): a rule change takes back what it no longer allows, established or not;
  *   3. traffic between the pod and its own node passes (kubelet probes), as do IPv6 neighbour discovery messages;
  *   4. on the kernel path, a reply of a connection the pod opened passes, as the kernel's conntrack has it (the
  *      replies of a Service connection arrive from the virtual IP, a tuple this map never saw);
  *   5. else the peer's longest prefix in the pod's rule set gives the ports it may use, and the connection is
  *      recorded when they include this one.
- * A selected pod's connections are recorded in both directions, also the one no policy isolates, so that the
- * replies of what it opens pass its isolated direction.
+ * A selected pod's connections are recorded in both directions, also the one no policy isolates (only the packets
+ * that open a connection there), so that the replies of what it opens pass its isolated direction.
  */
 #ifndef WEFT_POLICY_H
 #define WEFT_POLICY_H
@@ -181,22 +182,29 @@ static __always_inline int weft_policy_allows(struct __sk_buff *skb, const struc
 	key.dport = p->dport;
 	key.protocol = p->l4proto;
 	key.direction = direction;
-	if (set == 0) {
-		/* Not isolated this way: remember the connection for the replies' check, if the other way is. */
-		if (other != 0 && !weft_ct_record(&key, 0))
-			weft_count(WEFT_POLICY_CT_FULL);
-		return 1;
-	}
-	seen = bpf_map_lookup_elem(&weft_policy_ct, &key);
-	if (seen && seen->set == set)
-		goto allowed;
 	reply.src = p->dst;
 	reply.dst = p->src;
 	reply.sport = p->dport;
 	reply.dport = p->sport;
 	reply.protocol = p->l4proto;
 	reply.direction = direction == WEFT_INGRESS ? WEFT_EGRESS : WEFT_INGRESS;
-	if (bpf_map_lookup_elem(&weft_policy_ct, &reply))
+	if (set == 0) {
+		/*
+		 * Not isolated this way: remember a connection this packet opens (a TCP SYN, a UDP packet that answers
+		 * nothing the other way), for its replies' check, if the other way is isolated. Not the packets of a
+		 * connection the peer opened: recorded here, they would pass the peer's later packets as "replies" once
+		 * the pod's rules no longer allow the peer.
+		 */
+		if (other != 0 && weft_may_open_flow(skb, p) && !bpf_map_lookup_elem(&weft_policy_ct, &reply) && !weft_ct_record(&key, 0))
+			weft_count(WEFT_POLICY_CT_FULL);
+		return 1;
+	}
+	seen = bpf_map_lookup_elem(&weft_policy_ct, &key);
+	if (seen && seen->set == set)
+		goto allowed;
+	/* A reply of a connection the other direction allowed, under the rules it has now (else checked afresh). */
+	seen = bpf_map_lookup_elem(&weft_policy_ct, &reply);
+	if (seen && seen->set == other)
 		goto allowed;
 	if (bpf_map_lookup_elem(&weft_policy_host, peer) || weft_is_neighbour_discovery(skb, p))
 		goto allowed;
