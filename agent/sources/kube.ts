@@ -63,8 +63,27 @@ export interface KubeSourceOptions {
 }
 
 const NODES_PATH = "/api/v1/nodes?allowWatchBookmarks=true";
+/** Nodes per list request. */
+const LIST_PAGE = 500;
 
-/** A Watch that reports when a watch request was accepted, and starts none once the source is closed. */
+/**
+ * A Node cut down to what the agent reads (name, uid, resourceVersion, annotations; pod CIDRs; addresses and
+ * conditions) before the informer caches it: a real Node also carries its image list and field managers
+ * (status.images, metadata.managedFields), kilobytes that the informer would keep for every node of the cluster.
+ */
+export function slimNode(node: V1Node): V1Node {
+  const { name, uid, resourceVersion, annotations, labels } = node.metadata ?? {};
+  return {
+    apiVersion: node.apiVersion, kind: node.kind,
+    metadata: { name, uid, resourceVersion, annotations, labels },
+    spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
+    status: { addresses: node.status?.addresses, conditions: node.status?.conditions },
+  };
+}
+
+const NODE_EVENTS = new Set(["ADDED", "MODIFIED", "DELETED"]);
+
+/** A Watch that reports when a watch request was accepted, starts none once the source is closed, and slims Nodes. */
 class TrackingWatch extends Watch {
   readonly #hooks: { established(): void; closed(): boolean };
 
@@ -81,7 +100,8 @@ class TrackingWatch extends Watch {
   ): Promise<AbortController> {
     if (this.#hooks.closed()) return new AbortController();
     let failed = false;
-    const controller = await super.watch(path, queryParams, callback, (err) => {
+    const slim = (phase: string, apiObj: unknown, watchObj?: unknown): void => callback(phase, NODE_EVENTS.has(phase) ? slimNode(apiObj as V1Node) : apiObj, watchObj);
+    const controller = await super.watch(path, queryParams, slim, (err) => {
       if (err) failed = true;
       done(err);
     });
@@ -218,7 +238,17 @@ export class KubeSource implements NodeSource {
   /** The informer's list function: one list, refused when empty while nodes are known. */
   async #list(): Promise<{ items: V1Node[]; metadata?: { resourceVersion?: string } }> {
     this.#throwIfClosed();
-    const list = await this.#api.listNode();
+    // In pages, each cut down before the next arrives: a 5,000-node list parsed whole peaks at tens of MB that
+    // the process keeps long after (docs/benchmarks.md, agent scale with the real API server).
+    const items: V1Node[] = [];
+    let page: Awaited<ReturnType<CoreV1Api["listNode"]>>;
+    let token: string | undefined;
+    do {
+      page = await this.#api.listNode({ limit: LIST_PAGE, ...(token ? { _continue: token } : {}) });
+      for (const node of page.items) items.push(slimNode(node));
+      token = page.metadata?._continue || undefined;
+    } while (token);
+    const list = { ...page, items };
     if (list.items.length === 0 && this.#table.size > 0) {
       throw new Error(`Refusing an empty node list after an interruption; keeping ${this.#table.size} nodes`);
     }
