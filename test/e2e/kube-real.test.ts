@@ -106,6 +106,21 @@ describe.skipIf(missing !== undefined)(`3 nodes against the real kube-apiserver$
     expect(tcpEcho(c.pods[0]!.ns.name, b.pods[0]!.ip, ECHO_PORT).ok).toBe(true);
   });
 
+  it("rejects a Node whose pod CIDR is outside the cluster network, naming it in status, and programs the others", async () => {
+    await api.must("POST", "/api/v1/nodes", {
+      apiVersion: "v1", kind: "Node", metadata: { name: "stray", annotations: { "weft.dev/vtep-mac": "02:57:46:00:00:99", "weft.dev/public-ip": `${UNDERLAY_PREFIX}.99`, "weft.dev/backend-type": "vxlan" } },
+      spec: { podCIDR: "172.16.9.0/24", podCIDRs: ["172.16.9.0/24"] },
+    });
+    const node = cluster.nodes[0]!;
+    await eventually(() => {
+      const stray = node.state().peers.find((p) => p.name === "stray");
+      expect(stray).toMatchObject({ status: "rejected" });
+      expect(stray!.reason).toContain("172.16.9.0/24");
+    }, 10_000, 100);
+    expect(node.state().peers.filter((p) => p.status === "programmed").map((p) => p.name).sort()).toEqual(["node-2", "node-3"]);
+    await api.must("DELETE", "/api/v1/nodes/stray");
+  });
+
   it("keeps the datapath while the API server is down, shows the error, and recovers without a restart", async () => {
     const [a, b] = cluster.nodes as [SimNode, SimNode];
     const pid = a.agent!.pid;
@@ -120,6 +135,24 @@ describe.skipIf(missing !== undefined)(`3 nodes against the real kube-apiserver$
     await eventually(() => expect(a.state().source.error).toBeUndefined(), 60_000, 500);
     expect(a.agent!.pid).toBe(pid);
     expect(a.state().readiness.ready).toBe(true);
+  });
+
+  it("says the API refused its credentials when the token is wrong, and stays not ready without touching the datapath", async () => {
+    const node = cluster.nodes[1]!;
+    const bogus = writeKubeconfig(path.join(cluster.dir, "kubeconfig-bogus"), api, `https://${UNDERLAY_PREFIX}.1:${API_PORT}`, "not-a-token");
+    const objects = node.kernelObjects();
+    await node.stopAgent("SIGTERM");
+    const netConf = path.join(cluster.dir, "net-conf.json");
+    node.startAgent(["--source", "kube", "--kubeconfig", bogus, "--net-conf", netConf, "--policy-source", "kube"]);
+    await eventually(() => {
+      const readiness = node.debugGet("/readyz");
+      expect(readiness.status).toBe(503);
+      expect(readiness.body).toContain("HTTP 401");
+    }, 20_000, 200);
+    expect(node.kernelObjects()).toEqual(objects);
+    await node.stopAgent("SIGTERM");
+    node.startAgent(["--source", "kube", "--kubeconfig", kubeconfig, "--net-conf", netConf, "--policy-source", "kube"]);
+    await node.waitReady();
   });
 
   it("says which call was refused when its role lacks a verb, and stays not ready without touching the datapath", async () => {
