@@ -27,6 +27,8 @@ export class PolicyDirSource implements PolicySource {
   readonly #store = new PolicyStore();
   /** name → "size/mtime" of the files last read: a poll that finds the same skips the read. */
   #seen = "";
+  /** Each file's parse as of its "size/mtime": a change to one file re-reads that file, not the directory. */
+  readonly #parsed = new Map<string, { stamp: string; objects: PolicyObject[]; errors: string[] }>();
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #onChange: () => void = () => undefined;
@@ -62,7 +64,7 @@ export class PolicyDirSource implements PolicySource {
     await Promise.resolve();
   }
 
-  /** Reads every document file when the directory's listing changed since the last read. */
+  /** Reads the document files that changed since the last read (names, sizes, times), and publishes the whole. */
   #read(): void {
     if (this.#closed) return;
     let files: string[];
@@ -73,37 +75,45 @@ export class PolicyDirSource implements PolicySource {
       this.#publish({ ...this.#snapshot, error: `Cannot read --policy-dir ${this.#o.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
       return;
     }
-    const seen = files.map((name) => {
+    const stamps = files.map((name) => {
       try {
         const stat = statSync(path.join(this.#o.dir, name));
-        return `${name}/${stat.size}/${stat.mtimeMs}`;
+        return `${stat.size}/${stat.mtimeMs}`;
       } catch {
-        return `${name}/gone`;
+        return "gone";
       }
-    }).join("\n");
+    });
+    const seen = files.map((name, i) => `${name}/${stamps[i]}`).join("\n");
     if (seen === this.#seen && this.#snapshot.synced && this.#snapshot.error === undefined) return;
     this.#seen = seen;
 
     const objects: PolicyObject[] = [];
     const unreadable: string[] = [];
     const errors: PolicyObjectError[] = [];
-    for (const name of files) {
-      let text: string;
-      try {
-        text = readFileSync(path.join(this.#o.dir, name), "utf8");
-      } catch (error) {
-        // Its objects as last read stay in force (PolicyStore): a file briefly unreadable must not open pods.
-        unreadable.push(name);
-        errors.push({ object: `file ${name}`, error: `cannot read it: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
-        continue;
+    for (const [name] of this.#parsed) if (!files.includes(name)) this.#parsed.delete(name);
+    files.forEach((name, i) => {
+      const stamp = stamps[i] ?? "gone";
+      let parsed = this.#parsed.get(name);
+      if (parsed === undefined || parsed.stamp !== stamp) {
+        let text: string;
+        try {
+          text = readFileSync(path.join(this.#o.dir, name), "utf8");
+        } catch (error) {
+          // Its objects as last read stay in force (PolicyStore): a file briefly unreadable must not open pods.
+          this.#parsed.delete(name);
+          unreadable.push(name);
+          errors.push({ object: `file ${name}`, error: `cannot read it: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+          return;
+        }
+        parsed = { stamp, ...parsePolicyDocuments(text, name) };
+        this.#parsed.set(name, parsed);
       }
-      const parsed = parsePolicyDocuments(text, name);
       for (const error of parsed.errors) errors.push({ object: `file ${name}`, error });
       // A file with a document that is not YAML: its other objects stand as they are; the broken one, unknown,
       // is neither added nor removed.
       if (parsed.errors.length > 0) unreadable.push(name);
-      objects.push(...parsed.objects);
-    }
+      for (const object of parsed.objects) objects.push(object);
+    });
     this.#store.replaceAll(objects, { unreadable, errors });
     this.#publish({ synced: true, world: this.#store.world(), errors: this.#store.errors() });
   }

@@ -33,6 +33,8 @@ interface Stored {
 export class PolicyStore {
   readonly #valid: Record<PolicyObjectKind, Map<string, Stored>> = { NetworkPolicy: new Map(), Namespace: new Map(), Pod: new Map() };
   readonly #errors = new Map<string, PolicyObjectError>();
+  /** Parses by object identity: the file source hands the same objects again for the files that did not change. */
+  readonly #parses = new WeakMap<object, { model: Model } | { error: string }>();
   #world: PolicyWorld | undefined;
   #generation = 0;
 
@@ -80,8 +82,12 @@ export class PolicyStore {
     for (const { kind, object, origin } of objects) {
       const key = objectKey(kind, object);
       const label = errorLabel(kind, key, origin);
-      if (key !== undefined) origins.set(label, [...(origins.get(label) ?? []), origin ?? "?"]);
-      const parsed = parseObject(kind, object);
+      if (key !== undefined) {
+        const from = origins.get(label);
+        if (from) from.push(origin ?? "?");
+        else origins.set(label, [origin ?? "?"]);
+      }
+      const parsed = this.#parse(kind, object);
       if ("error" in parsed) {
         const last = key !== undefined ? previous[kind].get(key) : undefined;
         if (last && !next[kind].has(key!)) next[kind].set(key!, last);
@@ -120,6 +126,16 @@ export class PolicyStore {
       pods: [...this.#valid.Pod.values()].map((s) => s.model as PolicyPod),
     };
     return this.#world;
+  }
+
+  #parse(kind: PolicyObjectKind, object: unknown): { model: Model } | { error: string } {
+    if (typeof object !== "object" || object === null) return parseObject(kind, object);
+    let parsed = this.#parses.get(object);
+    if (parsed === undefined) {
+      parsed = parseObject(kind, object);
+      this.#parses.set(object, parsed);
+    }
+    return parsed;
   }
 
   #changed(): void {

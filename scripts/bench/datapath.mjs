@@ -26,12 +26,12 @@
 // left on the kernel path by its ADD.
 // Each measurement is repeated (round-robin over the paths, so that drift hits all alike) and the median shown
 // with the spread. Prints a markdown table for docs/benchmarks.md.
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, median, run, runBenchmark, unmountUnder } from "./lib.mjs";
+import { ipIn, median, run, runBenchmark } from "./lib.mjs";
+import { BenchTopology } from "./topology.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/datapath.mjs [options]
 
@@ -63,8 +63,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const argv = process.argv.slice(2);
 const distIndex = argv.indexOf("--dist");
 const DIST = path.resolve(distIndex >= 0 && argv[distIndex + 1] ? argv[distIndex + 1] : path.join(root, "dist"));
-const AGENT = path.join(DIST, "weft-agent");
-const WEFT = path.join(DIST, "weft");
 if (argv.includes("--help") || argv.includes("-h")) {
   process.stdout.write(HELP);
   process.exit(0);
@@ -86,148 +84,13 @@ const REPEAT = option("repeat", 3);
 const DURATION = option("duration", 5);
 const RR_DURATION = option("rr-duration", 3);
 const MESSAGE = option("message", 64);
-const PIN = !argv.includes("--no-pin") && os.cpus().length >= 2;
-/** The command line of a client (CPU 0) or server (CPU 1), pinned unless --no-pin. */
-const pinned = (cpu, command, ...args) => (PIN ? ["taskset", "-c", String(cpu), command, ...args] : [command, ...args]);
 
-const netns = new BenchNamespaces();
-const prefix = netns.prefix;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-const bpfRoot = path.join(tmp, "bpf");
-const processes = new Set();
-const UNDERLAY = "192.168.90";
-const IPERF_PORT = 5201;
-const RR_PORT = 11111;
-
-// ---------------------------------------------------------------------------------------------------------------
-// Namespaces and commands inside them.
-
-const inNs = (ns, command, ...args) => run("nsenter", [`--net=/run/netns/${ns}`, command, ...args]);
-
-/** Starts a long-running process; ended by PID in cleanup. */
-function startProcess(command, args, { env, logFile }) {
-  const out = fs.openSync(logFile, "a");
-  const child = spawn(command, args, { stdio: ["ignore", out, out], env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env } });
-  fs.closeSync(out);
-  const entry = { child, pid: child.pid, logFile, exit: undefined };
-  entry.exited = new Promise((resolve) => child.on("exit", (code, signal) => {
-    entry.exit = code ?? signal;
-    resolve();
-  }));
-  processes.add(entry);
-  return entry;
-}
-
-const sleep = (delay) => new Promise((resolve) => setTimeout(resolve, delay));
-
-// ---------------------------------------------------------------------------------------------------------------
-// The topology.
-
-let underlay;
-let portCounter = 0;
-
-/** A node: a namespace with eth0 (veth into the underlay bridge) at 192.168.90.<host>/24, forwarding on. */
-function addNode(label, host) {
-  const ns = netns.add(label);
-  const port = `p${portCounter++}`;
-  ipIn(underlay, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
-  ipIn(underlay, "link", "set", port, "master", "br0", "up");
-  inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
-  ipIn(ns, "addr", "add", `${UNDERLAY}.${host}/24`, "dev", "eth0");
-  ipIn(ns, "link", "set", "eth0", "up");
-  return { ns, ip: `${UNDERLAY}.${host}`, label };
-}
-
-/**
- * Two weft nodes running the real agent on the file source with `--datapath <datapath>`, pinning (eBPF) under
- * <temp dir>/bpf/<node> — kernel mode gets it too, as it removes what an eBPF run pinned there; pods made by
- * dist/weft from the agent's conflist.
- */
-async function weftCluster(key, { backend, network, ipMasq, firstHost, datapath }) {
-  const dir = path.join(tmp, key);
-  fs.mkdirSync(dir, { recursive: true });
-  const nodes = [1, 2].map((i) => ({ ...addNode(`${key}${i}`, firstHost + i - 1), name: `${key}-node-${i}`, dir: path.join(dir, `node-${i}`), podCidr: network.replace(".0.0/16", `.${i}.0/24`) }));
-  const nodeFile = path.join(dir, "nodes.json");
-  fs.writeFileSync(nodeFile, JSON.stringify({ nodes: nodes.map((n) => ({ name: n.name, podCidrs: [n.podCidr], publicIp: n.ip })) }));
-  const netConf = path.join(dir, "net-conf.json");
-  fs.writeFileSync(netConf, JSON.stringify({ Network: network, SubnetLen: 24, Backend: { Type: backend } }));
-  for (const node of nodes) {
-    fs.mkdirSync(node.dir, { recursive: true });
-    node.conflist = path.join(node.dir, "net.d", "10-weft.conflist");
-    node.datapath = datapath;
-    node.agent = startProcess("nsenter", [
-      `--net=/run/netns/${node.ns}`, AGENT,
-      "--node-name", node.name, "--source", "file", "--node-file", nodeFile, "--net-conf", netConf,
-      "--cni-conf-dir", path.join(node.dir, "net.d"), "--subnet-file", path.join(node.dir, "subnet.env"),
-      "--state-dir", path.join(node.dir, "state"), "--ipam-data-dir", path.join(node.dir, "ipam"),
-      "--debug-addr", "127.0.0.1:9476", `--ip-masq=${ipMasq}`, "--datapath", datapath, "--bpf-dir", path.join(bpfRoot, node.name),
-    ], { env: { WEFT_CACHE_DIR: path.join(node.dir, "cache") }, logFile: path.join(node.dir, "agent.log") });
-  }
-  for (const node of nodes) await waitReady(node);
-  for (const node of nodes) node.pods = [];
-  return nodes;
-}
-
-/** `weft-agent status --json` inside the node: the state, or `{ error }` when the agent cannot be reached. */
-function agentState(node) {
-  const file = path.join(node.dir, "status.json");
-  const out = fs.openSync(file, "w");
-  const result = spawnSync("nsenter", [`--net=/run/netns/${node.ns}`, AGENT, "status", "--json", "--debug-addr", "127.0.0.1:9476"], { stdio: ["ignore", out, "pipe"], encoding: "utf8" });
-  fs.closeSync(out);
-  if (result.status !== 0 && result.status !== 1) return { error: result.stderr || `exit ${result.status}` };
-  try {
-    return { state: JSON.parse(fs.readFileSync(file, "utf8")) };
-  } catch (error) {
-    return { error: String(error) };
-  }
-}
-
-/**
- * Until `weft-agent status` says ready with the other node programmed (and masq in place when on), in the
- * datapath mode asked for.
- */
-async function waitReady(node) {
-  const deadline = Date.now() + 60_000;
-  let last = "";
-  while (Date.now() < deadline) {
-    if (node.agent.exit !== undefined) throw new Error(`${node.name}: weft-agent exited (${node.agent.exit}):\n${fs.readFileSync(node.agent.logFile, "utf8").slice(-3000)}`);
-    const { state, error } = agentState(node);
-    if (state) {
-      last = JSON.stringify(state.readiness);
-      const mode = state.datapath?.mode;
-      if (mode !== undefined && mode !== node.datapath) throw new Error(`${node.name}: datapath ${mode} (${state.datapath.reason}), not ${node.datapath}`);
-      if (state.readiness?.ready && state.peers?.filter((p) => p.status === "programmed").length === 1) return;
-    } else {
-      last = error;
-    }
-    await sleep(200);
-  }
-  throw new Error(`${node.name}: weft-agent not ready in 60 s (${last}):\n${fs.readFileSync(node.agent.logFile, "utf8").slice(-3000)}`);
-}
-
-let podCounter = 0;
-
-/** A pod on a weft node: dist/weft ADD, run like a runtime runs it (nsenter into the node, config on stdin). */
-function addWeftPod(node) {
-  const ns = netns.add(`${node.label}-pod${node.pods.length}`);
-  const conflist = JSON.parse(fs.readFileSync(node.conflist, "utf8"));
-  const config = { cniVersion: conflist.cniVersion, name: conflist.name, ...conflist.plugins[0] };
-  const result = spawnSync("nsenter", [`--net=/run/netns/${node.ns}`, WEFT], {
-    input: JSON.stringify(config),
-    encoding: "utf8",
-    env: {
-      PATH: process.env.PATH, CNI_COMMAND: "ADD", CNI_CONTAINERID: `${prefix}c${podCounter++}`, CNI_NETNS: `/run/netns/${ns}`,
-      CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni", WEFT_CACHE_DIR: path.join(node.dir, "cache"),
-    },
-  });
-  if (result.status !== 0) throw new Error(`${node.name}: weft ADD failed (${result.status}): ${result.stdout}${result.stderr}`);
-  // An eBPF pod whose ADD could not attach it still works, over the kernel path: its row would measure that.
-  if (node.datapath === "ebpf" && /takes the kernel path/.test(result.stderr)) throw new Error(`${node.name}: ${result.stderr.trim()}`);
-  const ip = JSON.parse(result.stdout).ips[0].address.split("/")[0];
-  const pod = { ns, ip };
-  node.pods.push(pod);
-  return pod;
-}
+const t = new BenchTopology({ name: "datapath", dist: DIST, pin: !argv.includes("--no-pin") });
+const PIN = t.pin;
+const { netns } = t;
+const addNode = (label, host) => t.addNode(label, host);
+const weftCluster = (key, options) => t.weftCluster(key, options);
+const addWeftPod = (node) => t.addWeftPod(node);
 
 /** flannel's node, by hand, exactly as ARCHITECTURE.md describes it (and as flannel's vxlan backend does it). */
 function flannelNode(label, host, podCidr) {
@@ -274,51 +137,7 @@ function flannelPeer(node, remote) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Measurements.
-
-const servers = new Map();
-
-/** iperf3 and sockperf servers in `ns` for `ip`, once. */
-async function ensureServers(ns, ip) {
-  const key = `${ns} ${ip}`;
-  if (servers.has(key)) return;
-  const log = path.join(tmp, `servers-${ns}.log`);
-  const iperf = startProcess("nsenter", [`--net=/run/netns/${ns}`, ...pinned(1, "iperf3", "-s", "-B", ip, "-p", String(IPERF_PORT))], { logFile: log });
-  const sockperf = startProcess("nsenter", [`--net=/run/netns/${ns}`, ...pinned(1, "sockperf", "server", "--tcp", "-i", ip, "-p", String(RR_PORT))], { logFile: log });
-  servers.set(key, [iperf, sockperf]);
-  await sleep(300);
-  for (const server of [iperf, sockperf]) if (server.exit !== undefined) throw new Error(`server in ${ns} exited (${server.exit}): ${fs.readFileSync(log, "utf8")}`);
-}
-
-function throughput(from, to) {
-  const out = inNs(from, ...pinned(0, "iperf3", "-c", to, "-p", String(IPERF_PORT), "-t", String(DURATION), "-O", "1", "-J"));
-  const report = JSON.parse(out);
-  if (report.error) throw new Error(`iperf3 ${from} → ${to}: ${report.error}`);
-  // The sender's retransmitted segments (TCP_INFO), over the measured seconds; NaN where iperf3 has none.
-  return { gbits: report.end.sum_received.bits_per_second / 1e9, retransmits: Number(report.end.sum_sent?.retransmits ?? Number.NaN) };
-}
-
-function latency(from, to) {
-  const out = inNs(from, ...pinned(0, "sockperf", "ping-pong", "--tcp", "-i", to, "-p", String(RR_PORT), "-t", String(RR_DURATION), "-m", String(MESSAGE), "--full-rtt"));
-  const text = out.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), ""); // sockperf's colours
-  const percentile = (p) => {
-    const match = new RegExp(`percentile ${p} =\\s+([0-9.]+)`).exec(text);
-    if (!match) throw new Error(`sockperf ${from} → ${to}: no percentile ${p} in its output:\n${text.slice(-1500)}`);
-    return Number(match[1]);
-  };
-  return { p50: percentile("50.000"), p99: percentile("99.000") };
-}
-
 // ---------------------------------------------------------------------------------------------------------------
-
-/** The eBPF datapath's packet counters of a node (weft-agent status), by name. */
-function ebpfCounters(node) {
-  const { state, error } = agentState(node);
-  if (!state) throw new Error(`${node.name}: weft-agent status: ${error}`);
-  const counters = state.datapath?.ebpf?.counters;
-  if (!counters) throw new Error(`${node.name}: no eBPF counters in weft-agent status (datapath ${state.datapath?.mode})`);
-  return counters;
-}
 
 /**
  * What the eBPF nodes' counters say about the measurements: per cluster, the growth of the verdicts that prove the
@@ -330,7 +149,7 @@ function checkEbpfCounters(clusters, minimum) {
   const problems = [];
   for (const { key, nodes, before, expect } of clusters) {
     const grown = nodes.map((node, i) => {
-      const after = ebpfCounters(node);
+      const after = t.ebpfCounters(node);
       return Object.fromEntries(Object.keys(after).map((name) => [name, (after[name] ?? 0) - (before[i][name] ?? 0)]));
     });
     const total = (name) => grown.reduce((sum, g) => sum + (g[name] ?? 0), 0);
@@ -345,47 +164,6 @@ function checkEbpfCounters(clusters, minimum) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function requireTools() {
-  if (process.getuid?.() !== 0) throw new Error("needs root (network namespaces, a bpf filesystem)");
-  const packages = { ip: "iproute2", bridge: "iproute2", nsenter: "util-linux", taskset: "util-linux", mount: "mount", umount: "mount", nft: "nftables", iperf3: "iperf3", sockperf: "sockperf" };
-  const missing = Object.entries(packages).filter(([tool]) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
-  if (missing.length) throw new Error(`missing ${missing.map(([tool]) => tool).join(", ")}: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(" ")}`);
-  for (const file of [AGENT, WEFT, path.join(DIST, "agent", "bpf", "from_pod.o"), path.join(DIST, "agent", "bpf", "vtep.o")]) {
-    if (!fs.existsSync(file)) throw new Error(`${file} is missing: run npm run build first`);
-  }
-}
-
-/** A bpffs of the run's own on <temp dir>/bpf: each agent pins under <temp dir>/bpf/<node>. */
-function mountBpffs() {
-  fs.mkdirSync(bpfRoot);
-  run("mount", ["-t", "bpf", "bpf", bpfRoot]);
-}
-
-let cleaning;
-/** Ends processes (by PID), removes namespaces, unmounts what is mounted under the temp dir, removes it. Once. */
-function cleanup() {
-  cleaning ??= (async () => {
-    for (const entry of [...processes]) {
-      if (entry.exit === undefined) {
-        try {
-          process.kill(entry.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-        await entry.exited;
-      }
-      processes.delete(entry);
-    }
-    netns.removeAll();
-    // The bpffs, and any an agent mounted itself below it had ours failed; the pins go with it.
-    const stillMounted = unmountUnder(tmp);
-    if (stillMounted.length) process.stderr.write(`datapath: still mounted, ${tmp} kept: ${stillMounted.join(", ")}\n`);
-    else if (process.env.WEFT_BENCH_KEEP === "1") process.stderr.write(`datapath: kept ${tmp}\n`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
 // Ctrl-C: runBenchmark's handler cleans up and exits; the measurements stop at the next path rather than go on
 // against processes and namespaces that are being removed.
 let interrupted = false;
@@ -398,12 +176,9 @@ async function checkpoint() {
 }
 
 async function main() {
-  requireTools();
+  t.requireTools();
   const started = Date.now();
-  mountBpffs();
-  underlay = netns.add("underlay");
-  ipIn(underlay, "link", "add", "br0", "type", "bridge");
-  ipIn(underlay, "link", "set", "br0", "up");
+  t.setUp();
 
   const [vx1, vx2] = await weftCluster("vx", { backend: "vxlan", network: "10.244.0.0/16", ipMasq: false, firstHost: 11, datapath: "kernel" });
   const [vm1, vm2] = await weftCluster("vm", { backend: "vxlan", network: "10.245.0.0/16", ipMasq: true, firstHost: 21, datapath: "kernel" });
@@ -447,7 +222,7 @@ async function main() {
     { key: "underlay", label: "node ↔ node, underlay", from: vx1.ns, to: { ns: vx2.ns, ip: vx2.ip } },
   ];
   for (const p of paths) {
-    await ensureServers(p.to.ns, p.to.ip);
+    await t.ensureServers(p.to.ns, p.to.ip);
     p.gbits = [];
     p.retransmits = [];
     p.p50 = [];
@@ -460,17 +235,17 @@ async function main() {
     { key: "eb", nodes: [eb1, eb2], expect: [["from_pod_local", ...across], across] },
     { key: "em", nodes: [em1, em2], expect: [across, across] },
   ];
-  for (const cluster of ebpfClusters) cluster.before = cluster.nodes.map(ebpfCounters);
+  for (const cluster of ebpfClusters) cluster.before = cluster.nodes.map((node) => t.ebpfCounters(node));
 
   const loadBefore = fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0];
   const measuring = Date.now();
   for (let round = 1; round <= REPEAT; round++) {
     for (const p of paths) {
       await checkpoint();
-      const tcp = throughput(p.from, p.to.ip);
+      const tcp = t.throughput(p.from, p.to.ip, DURATION);
       p.gbits.push(tcp.gbits);
       p.retransmits.push(tcp.retransmits);
-      const rr = latency(p.from, p.to.ip);
+      const rr = t.latency(p.from, p.to.ip, { duration: RR_DURATION, message: MESSAGE });
       p.p50.push(rr.p50);
       p.p99.push(rr.p99);
       process.stderr.write(`round ${round}/${REPEAT} ${p.label}: ${tcp.gbits.toFixed(2)} Gbit/s, ${tcp.retransmits} retransmits, p50 ${rr.p50.toFixed(1)} µs, p99 ${rr.p99.toFixed(1)} µs\n`);
@@ -512,4 +287,4 @@ async function main() {
   if (check.problems.length) throw new Error(`the eBPF rows did not all take the eBPF datapath: ${check.problems.join("; ")}`);
 }
 
-await runBenchmark("datapath", main, cleanup);
+await runBenchmark("datapath", main, () => t.cleanup());
