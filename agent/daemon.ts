@@ -8,10 +8,11 @@
 // source (and its keeper of this node's record), the backend, the CNI files (cniconf.ts), the masquerade
 // (masq.ts), the overlay prober and the run statistics (debug/). A datapath mode plugs in the same way.
 import type { Histogram } from "prom-client";
+import { removeWeftFilters } from "../native/bpf/attach";
 import { NetlinkSocket } from "../native/netlink";
 import { createBackend } from "./backends";
 import { CniFiles } from "./cniconf";
-import { endpointsDirOf, type DatapathChoice } from "./datapath";
+import { chooseTcAttach, endpointsDirOf, type DatapathChoice, type TcAttachChoice } from "./datapath";
 import { DatapathError } from "./errors";
 import { removeEbpfState, removeLinkPins } from "./datapath/cleanup";
 import { EbpfDatapath } from "./datapath/ebpf";
@@ -19,6 +20,7 @@ import { OverlayProber } from "./debug/probe";
 import type { MetricsView } from "./debug/metrics";
 import { RunStats } from "./debug/run-stats";
 import { agentState, type AgentState } from "./debug/state";
+import { collectGarbage } from "./gc";
 import type { Logger } from "./log";
 import { MasqSync } from "./masq";
 import { PolicyEnforcer, type PolicySource } from "./policy/enforcer";
@@ -35,8 +37,11 @@ export { CNI_CONFLIST_NAME } from "./cniconf";
 
 export interface AgentOptions {
   nodeName: string;
-  /** The datapath mode chosen (./datapath): where its pins go and where its objects are. Default kernel. */
-  datapath?: DatapathChoice & { bpfDir: string; objectsDir: string };
+  /**
+   * The datapath mode chosen (./datapath): where its pins go, where its objects are and how its programs are
+   * attached (default: auto's choice for this kernel). Default kernel.
+   */
+  datapath?: DatapathChoice & { bpfDir: string; objectsDir: string; tcAttach?: TcAttachChoice };
   network: NetworkConfig;
   source: NodeSource;
   /** Shown in the debug view and metrics ("kube", "etcd", "file"). */
@@ -100,6 +105,7 @@ export class Agent {
   #reportedReady = false;
   /** The datapath: its mode and why, and the eBPF datapath when in that mode. */
   #datapath: DatapathChoice;
+  #tcAttach: TcAttachChoice;
   #ebpf: EbpfDatapath | undefined;
   #datapathProblems: string[] = [];
   #policy: PolicyEnforcer | undefined;
@@ -111,11 +117,12 @@ export class Agent {
     this.#log = options.logger;
     const onError = (message: string): void => this.#stats.noteError(message);
     this.#datapath = options.datapath ? { mode: options.datapath.mode, reason: options.datapath.reason } : { mode: "kernel", reason: "default" };
+    this.#tcAttach = options.datapath?.tcAttach ?? chooseTcAttach("auto");
     // ebpf mode forwards pods with the programs; kernel mode with NetworkPolicy runs them to check policy only.
     if (options.datapath && (options.datapath.mode === "ebpf" || options.policy)) {
       this.#ebpf = new EbpfDatapath({
         bpfDir: options.datapath.bpfDir, endpointsDir: endpointsDirOf(options.stateDir), objectsDir: options.datapath.objectsDir,
-        vni: options.network.backend.vni, forward: options.datapath.mode === "ebpf", logger: options.logger.with({ component: "ebpf" }),
+        vni: options.network.backend.vni, forward: options.datapath.mode === "ebpf", tcAttach: this.#tcAttach.kind, logger: options.logger.with({ component: "ebpf" }),
         clusterCidrs: [options.network.network, options.network.ipv6Network].filter((cidr) => cidr !== undefined),
       });
     }
@@ -189,9 +196,12 @@ export class Agent {
       try {
         this.#ebpf.load();
         if (forwards) return;
-        // Kernel mode with NetworkPolicy: an earlier eBPF run's VTEP ingress link goes (the VTEP is recreated plain;
-        // its egress keeps to_tunnel, for the deferred egress check).
-        const removed = removeLinkPins(this.#ebpf.bpfDir, (name) => !name.startsWith("veth") && name.endsWith("-ingress"));
+        // Kernel mode with NetworkPolicy: an earlier eBPF run's VTEP ingress program goes (the VTEP is recreated
+        // plain; its egress keeps to_tunnel, for the deferred egress check).
+        const removed = [
+          ...removeLinkPins(this.#ebpf.bpfDir, (name) => !name.startsWith("veth") && name.endsWith("-ingress")),
+          ...removeWeftFilters(this.#sock!, (device, direction) => !device.startsWith("veth") && direction === "ingress"),
+        ];
         if (removed.length > 0) this.#log.info("Removed the eBPF forwarding of an earlier run", { pins: removed });
         return;
       } catch (error) {
@@ -206,7 +216,7 @@ export class Agent {
       }
     }
     if (o.datapath) {
-      const removed = removeEbpfState({ bpfDir: o.datapath.bpfDir, endpointsDir: endpointsDirOf(o.stateDir) });
+      const removed = removeEbpfState({ bpfDir: o.datapath.bpfDir, endpointsDir: endpointsDirOf(o.stateDir), sock: this.#sock! });
       if (removed.length > 0) this.#log.info("Removed the eBPF datapath of an earlier run", { pins: removed });
     }
   }
@@ -451,7 +461,7 @@ export class Agent {
 
   #datapathState(): AgentState["datapath"] {
     return {
-      ...this.#datapath, ...(this.#ebpf ? { ebpf: this.#ebpf.status() } : {}), problems: [...this.#datapathProblems],
+      ...this.#datapath, ...(this.#ebpf ? { ebpf: this.#ebpf.status(), tcAttach: { ...this.#tcAttach } } : {}), problems: [...this.#datapathProblems],
       ...(this.#policy ? { policy: this.#policy.status() } : {}),
     };
   }
@@ -491,16 +501,4 @@ export class Agent {
     await this.#o.source.close();
     this.#sock?.close();
   }
-}
-
-/**
- * A full garbage collection once the current task is done, when the launcher exposes it (--expose-gc). A run over
- * thousands of nodes leaves megabytes of garbage (the node file parsed, the desired state it replaces, kernel
- * dumps); V8 lets its heap grow to about twice the live size before collecting, so RSS would climb by tens of MB
- * between collections. Collecting after large runs keeps it near the live size (docs/benchmarks.md, agent scale)
- * for ~10 ms of CPU per run at 5,000 nodes, after the run has converged.
- */
-function collectGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) setImmediate(gc).unref();
 }

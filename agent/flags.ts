@@ -49,6 +49,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "annotation-prefix", env: "WEFT_ANNOTATION_PREFIX", kind: "string", default: "weft.dev", commands: RUN, help: "kube source: prefix of weft's node annotations" },
   { name: "datapath", env: "WEFT_DATAPATH", kind: "string", default: "auto", commands: RUN, help: "kernel (flannel's path), ebpf (tc programs on pod veths and the VTEP; vxlan only) or auto (ebpf where this node has what it needs)" },
   { name: "bpf-dir", env: "WEFT_BPF_DIR", kind: "string", default: "/sys/fs/bpf/weft", commands: RUN_UNINSTALL, help: "eBPF datapath: where its programs, maps and links are pinned (a bpffs, mounted if needed)" },
+  { name: "tc-attach", env: "WEFT_TC_ATTACH", kind: "string", default: "auto", commands: RUN, help: "eBPF programs: how they are attached to devices: tcx (Linux 6.6+), clsact (a cls_bpf filter on a clsact qdisc, Linux 4.5+; beside other tc users) or auto (tcx where the kernel has it, else clsact)" },
   { name: "policy-source", env: "WEFT_POLICY_SOURCE", kind: "string", default: "off", commands: RUN, help: "NetworkPolicy: kube (NetworkPolicies, Namespaces and Pods from the API), dir (documents in --policy-dir) or off; enforced by the eBPF programs in either datapath mode" },
   { name: "policy-dir", env: "WEFT_POLICY_DIR", kind: "string", commands: RUN, help: "policy source dir: a directory of NetworkPolicy, Namespace and Pod documents (YAML or JSON, as kubectl writes them)" },
   { name: "from", kind: "string", commands: POLICY, help: "policy explain: the client pod, namespace/name" },

@@ -4,7 +4,7 @@
 //   2: bad flags or config, or `status` could not reach the agent.
 import { readFileSync } from "node:fs";
 import { NetlinkSocket } from "../native/netlink";
-import { chooseDatapath, defaultObjectsDir, type DatapathChoice, type DatapathFlag } from "./datapath";
+import { chooseDatapath, chooseTcAttach, defaultObjectsDir, type DatapathChoice, type DatapathFlag, type TcAttachFlag } from "./datapath";
 import { DebugServer } from "./debug/server";
 import { DatapathError, FlagError, NetworkConfigError, UsageError } from "./errors";
 import { FLAGS, parseArgs, renderHelp, type ParsedArgs } from "./flags";
@@ -108,14 +108,17 @@ async function run(args: ParsedArgs): Promise<number> {
 
   const datapathFlag = str(args, "datapath") ?? "auto";
   if (!["kernel", "ebpf", "auto"].includes(datapathFlag)) throw new UsageError(`Invalid --datapath "${datapathFlag}": expected kernel, ebpf or auto`);
+  const tcAttachFlag = str(args, "tc-attach") ?? "auto";
+  if (!["auto", "tcx", "clsact"].includes(tcAttachFlag)) throw new UsageError(`Invalid --tc-attach "${tcAttachFlag}": expected auto, tcx or clsact`);
   let datapath: DatapathChoice;
   try {
-    datapath = chooseDatapath(datapathFlag as DatapathFlag, { backend: network.backend.type, objectsDir: defaultObjectsDir() });
+    datapath = chooseDatapath(datapathFlag as DatapathFlag, { backend: network.backend.type, objectsDir: defaultObjectsDir(), tcAttach: tcAttachFlag as TcAttachFlag });
   } catch (error) {
     if (error instanceof DatapathError) throw new UsageError(error.message);
     throw error;
   }
-  log.info("Datapath", { mode: datapath.mode, reason: datapath.reason });
+  const tcAttach = chooseTcAttach(tcAttachFlag as TcAttachFlag);
+  log.info("Datapath", { mode: datapath.mode, reason: datapath.reason, tcAttach: tcAttach.kind, tcAttachReason: tcAttach.reason });
 
   const policySource = str(args, "policy-source") ?? "off";
   if (!["off", "kube", "dir"].includes(policySource)) throw new UsageError(`Invalid --policy-source "${policySource}": expected kube, dir or off`);
@@ -132,7 +135,7 @@ async function run(args: ParsedArgs): Promise<number> {
     : policySource === "dir" ? new (await import("./policy/dir-source")).PolicyDirSource({ dir: str(args, "policy-dir")!, logger: policyLog }) : undefined;
   const agent = new Agent({
     ...(policy ? { policy } : {}),
-    datapath: { ...datapath, bpfDir: required(args, "bpf-dir"), objectsDir: defaultObjectsDir() },
+    datapath: { ...datapath, bpfDir: required(args, "bpf-dir"), objectsDir: defaultObjectsDir(), tcAttach },
     nodeName, network, source, sourceKind: options.kind,
     ...(str(args, "public-ip") === undefined ? {} : { publicIp: str(args, "public-ip")! }),
     ...(str(args, "iface") === undefined ? {} : { iface: str(args, "iface")! }),

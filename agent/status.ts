@@ -101,7 +101,8 @@ export function renderStatus(state: AgentState): string {
   if (d) {
     const e = d.ebpf;
     const c = e?.counters ?? {};
-    out.push(`datapath: ${d.mode} (${d.reason})${d.problems.length > 0 ? `, PROBLEMS: ${d.problems.join("; ")}` : ""}`);
+    const attach = d.tcAttach ? `; programs attached with ${d.tcAttach.kind} (${d.tcAttach.reason})` : "";
+    out.push(`datapath: ${d.mode} (${d.reason})${attach}${d.problems.length > 0 ? `, PROBLEMS: ${d.problems.join("; ")}` : ""}`);
     if (e) {
       out.push(`  pods: ${e.endpoints.attached} on the fast path, ${e.endpoints.onKernelPath.length} on the kernel path; maps: weft_endpoints ${e.endpoints.entries}/${e.endpoints.capacity}, weft_nodes ${e.nodes.entries}/${e.nodes.capacity}; VTEP programs: ingress ${e.vtep.ingress ? "attached" : "NOT ATTACHED"}, egress ${e.vtep.egress ? "attached" : "NOT ATTACHED"}`);
       out.push(`  packets from pods: ${c.from_pod_local ?? 0} to local pods, ${c.from_pod_remote ?? 0} tunnelled, to the kernel: ${c.from_pod_pass_miss ?? 0} not a pod, ${c.from_pod_pass_nat ?? 0} NATed, ${c.from_pod_pass_mtu ?? 0} too big, ${c.from_pod_pass_not_ip ?? 0} not IP`);

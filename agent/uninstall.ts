@@ -4,6 +4,8 @@
 //              the CNI bridge when it has no port left that is not weft's
 //   routes     main table, protocol 87 (host-gw routes; the vxlan ones went with the VTEP)
 //   nftables   table inet weft
+//   eBPF       pins under the pin root; clsact filters with weft's priority, handle and program names (and a
+//              clsact qdisc they leave empty)
 //   files      10-weft.conflist, the subnet file, the agent's state (VTEP MAC, the plugin's addon cache),
 //              host-local's weft network directory, the weft plugin in the CNI bin dir
 import fs from "node:fs";
@@ -32,8 +34,9 @@ export interface UninstallOptions {
 /** Removes weft's objects; returns one line per thing removed (or kept, and why). */
 export async function uninstall(sock: NetlinkSocket, options: UninstallOptions): Promise<string[]> {
   const done: string[] = [];
-  // The eBPF datapath first: unpinning its links detaches the programs from the veths and the VTEP.
-  for (const pin of removeEbpfState({ bpfDir: options.bpfDir, endpointsDir: endpointsDirOf(options.stateDir) })) done.push(`removed ${pin}`);
+  // The eBPF datapath first: unpinning its links and deleting its clsact filters detaches the programs from the
+  // veths and the VTEP.
+  for (const pin of removeEbpfState({ bpfDir: options.bpfDir, endpointsDir: endpointsDirOf(options.stateDir), sock })) done.push(`removed ${pin}`);
   for (const route of listRoutes(sock, { family: 4, protocol: WEFT_ROUTE_PROTOCOL }).concat(listRoutes(sock, { family: 6, protocol: WEFT_ROUTE_PROTOCOL }))) {
     if (route.protocol !== WEFT_ROUTE_PROTOCOL) continue;
     try {

@@ -17,6 +17,7 @@
 
 import { readFileSync } from "node:fs";
 import { ipFamily, parseCidr } from "../native/addresses";
+import type { FastPathConfig } from "./fast-path";
 import { CniError, ErrorCode } from "./spec/errors";
 import {
   invalidField,
@@ -305,7 +306,7 @@ export interface ResolvedNetwork {
   /** Where the ranges came from. */
   source: "config" | "subnet-file";
   /** The subnet file's eBPF datapath, when the agent runs it. */
-  fastPath?: { bpfDir: string; endpointsDir: string };
+  fastPath?: FastPathConfig;
 }
 
 export type ReadFile = (path: string) => string | Uint8Array;

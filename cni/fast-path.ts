@@ -1,23 +1,29 @@
 // A pod's place on the eBPF fast path (ARCHITECTURE.md, "The eBPF datapath"), for the plugin, which must run
-// copied alone: no libbpf, only raw bpf() calls on what the agent pinned. The subnet file says whether the
-// node's agent runs the eBPF datapath and where its pins are (WEFT_DATAPATH, WEFT_BPF_DIR, WEFT_ENDPOINTS_DIR).
+// copied alone: no libbpf, only raw bpf() calls on what the agent pinned, and rtnetlink. The subnet file says
+// whether the node's agent runs the eBPF datapath, where its pins are and how it attaches programs
+// (WEFT_DATAPATH, WEFT_BPF_DIR, WEFT_ENDPOINTS_DIR, WEFT_TC_ATTACH).
 //
 // ADD: a record of the endpoint (so that the agent can attach it later, or restore it), then its entries in
 // weft_endpoints (address → host veth, pod MAC, bridge MAC), the from_pod program on the host veth's ingress and
-// to_pod on its egress (NetworkPolicy for what the kernel path delivers): tcx links, pinned so that they outlive
-// the plugin. In kernel mode with NetworkPolicy the agent configures the same programs to forward nothing. Every step that fails leaves the pod on the kernel path,
+// to_pod on its egress (NetworkPolicy for what the kernel path delivers): pinned tcx links, or weft's clsact
+// filters (native/bpf/attach.ts), either way outliving the plugin. In kernel mode with NetworkPolicy the agent
+// configures the same programs to forward nothing. Every step that fails leaves the pod on the kernel path,
 // which always works: the ADD succeeds and says why in the result's log line (stderr). DEL removes all three.
 import { closeSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isErrno } from "../native/errors";
+import { createTcAttacher, type TcAttacher, type TcAttachKind } from "../native/bpf/attach";
 import { decodeEndpoint, encodeAddr, encodeEndpoint, linkPin, PINS, SIZES } from "../native/bpf/maps";
-import { mapDelete, mapLookup, mapUpdate, objGet, pinNewTcxLink } from "../native/bpf/syscall";
+import { mapDelete, mapLookup, mapUpdate, objGet } from "../native/bpf/syscall";
+import { getLink, NetlinkSocket } from "../native/netlink";
 
 export interface FastPathConfig {
   /** The agent's pin root (its programs and maps). */
   bpfDir: string;
   /** Where endpoint records go, for the agent. */
   endpointsDir: string;
+  /** How the agent attaches programs; absent (an older agent's subnet file): tcx. */
+  tcAttach?: TcAttachKind;
 }
 
 export interface EndpointRecord {
@@ -35,13 +41,13 @@ export interface EndpointRecord {
 
 export type AttachOutcome = { attached: true } | { attached: false; reason: string };
 
-/** The tcx links of a host veth, by direction, with the program each runs. */
-export const ENDPOINT_LINKS = [
+/** The programs on a host veth, by direction. */
+export const ENDPOINT_PROGRAMS = [
   { direction: "ingress", program: PINS.fromPod },
   { direction: "egress", program: PINS.toPod },
 ] as const;
 
-/** A tcx link's pin: two per host veth. */
+/** A tcx link's pin: two per host veth (none with clsact). */
 export function endpointLinkPin(config: FastPathConfig, hostVeth: string, direction: "ingress" | "egress"): string {
   return linkPin(config.bpfDir, hostVeth, direction);
 }
@@ -77,16 +83,36 @@ export function attachEndpoint(config: FastPathConfig, record: EndpointRecord): 
       }
       written.push(key);
     }
-    for (const link of ENDPOINT_LINKS) {
-      pinNewTcxLink(join(config.bpfDir, link.program), record.ifindex, link.direction, endpointLinkPin(config, record.hostVeth, link.direction));
-    }
+    withAttacher(config, (attacher) => {
+      for (const { direction, program } of ENDPOINT_PROGRAMS) attacher.attach({ device: record.hostVeth, ifindex: record.ifindex, direction }, join(config.bpfDir, program));
+    });
     return { attached: true };
   } catch (error) {
     for (const done of written) mapDelete(endpoints, done);
-    for (const link of ENDPOINT_LINKS) rmSync(endpointLinkPin(config, record.hostVeth, link.direction), { force: true });
+    try {
+      withAttacher(config, (attacher) => {
+        for (const { direction } of ENDPOINT_PROGRAMS) attacher.detach({ device: record.hostVeth, ifindex: record.ifindex, direction });
+      });
+    } catch {
+      // The veth going away: its attachments go with it.
+    }
     return { attached: false, reason: `cannot attach the fast path: ${(error as Error).message}` };
   } finally {
     closeSync(endpoints);
+  }
+}
+
+/**
+ * Runs `fn` with the node's attacher. clsact's is given a netlink socket in this namespace (the host's, where the
+ * host veths are), passed to `fn` too and closed after.
+ */
+function withAttacher<T>(config: FastPathConfig, fn: (attacher: TcAttacher, sock?: NetlinkSocket) => T): T {
+  if ((config.tcAttach ?? "tcx") === "tcx") return fn(createTcAttacher("tcx", { bpfDir: config.bpfDir }));
+  const sock = NetlinkSocket.open();
+  try {
+    return fn(createTcAttacher("clsact", { bpfDir: config.bpfDir, sock }), sock);
+  } finally {
+    sock.close();
   }
 }
 
@@ -101,17 +127,24 @@ export function readEndpointRecord(config: FastPathConfig, hostVeth: string): En
 }
 
 /**
- * Takes the endpoint off the fast path and forgets it: its links' pins, then the entries of its addresses that
- * still point at its veth (an address given to another pod since is left alone), then its record. Safe when any
- * part is missing, or called twice.
+ * Takes the endpoint off the fast path and forgets it: its programs (tcx link pins, and with clsact weft's filters
+ * while the veth is there), then the entries of its addresses that still point at its veth (an address given to
+ * another pod since is left alone), then its record. Safe when any part is missing, or called twice.
  */
 export function detachEndpoint(config: FastPathConfig, hostVeth: string): void {
-  for (const link of ENDPOINT_LINKS) {
+  // Pins also with clsact: a pod attached under an earlier tcx run of the agent has them.
+  for (const { direction } of ENDPOINT_PROGRAMS) {
     try {
-      unlinkSync(endpointLinkPin(config, hostVeth, link.direction));
+      unlinkSync(endpointLinkPin(config, hostVeth, direction));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
+  }
+  if (config.tcAttach === "clsact") {
+    withAttacher(config, (attacher, sock) => {
+      const link = getLink(sock!, hostVeth);
+      if (link) for (const { direction } of ENDPOINT_PROGRAMS) attacher.detach({ device: hostVeth, ifindex: link.index, direction });
+    });
   }
   const record = readEndpointRecord(config, hostVeth);
   if (record && record.ips.length > 0) {

@@ -1,6 +1,7 @@
 // From the parsed config to everything a command needs: the node's ranges (config or subnet file), validated by
 // the IPAM layer, the pod routes and MTU, and the IPAM store. IPAM errors become CNI errors here, once.
 import { resolveNetwork, type NetConf } from "./config";
+import type { FastPathConfig } from "./fast-path";
 import { DiskStore, isIpamError, parseIpamConfig, type IpamConfig, type Store } from "./ipam";
 import { CniError, ErrorCode } from "./spec/errors";
 
@@ -10,7 +11,7 @@ export interface Network {
   mtu?: number;
   store: Store;
   /** The eBPF datapath's directories, when the node's agent runs it. */
-  fastPath?: { bpfDir: string; endpointsDir: string };
+  fastPath?: FastPathConfig;
 }
 
 const IPAM_ERROR_CODES = {
@@ -48,7 +49,7 @@ export function resolve(conf: NetConf): Network {
 }
 
 /** DEL and GC: the eBPF datapath's directories if the subnet file is there and names them; they must work without. */
-export function fastPathOf(conf: NetConf): { bpfDir: string; endpointsDir: string } | undefined {
+export function fastPathOf(conf: NetConf): FastPathConfig | undefined {
   try {
     return resolveNetwork(conf).fastPath;
   } catch {

@@ -16,12 +16,15 @@
 //                                            pod's host veth (cni/fast-path.ts)
 //   WEFT_BPF_DIR=/sys/fs/bpf/weft            where the agent pinned the programs and maps
 //   WEFT_ENDPOINTS_DIR=/run/weft/endpoints   where the plugin records endpoints for the agent
+//   WEFT_TC_ATTACH=clsact                    how to attach them: tcx links or clsact filters (native/bpf/attach.ts);
+//                                            absent (an older agent): tcx
 //
 // As in flannel's CNI plugin, a family's network and subnet come as a pair, one family at least is present, and
 // FLANNEL_MTU is required. Unknown keys, blank lines and # comments are ignored; anything else that is not
 // KEY=VALUE is an error naming the line.
 
 import { cidrInside, firstHost, networkAddress, parseCidr, type Cidr, type IpFamily } from "../native/addresses";
+import type { FastPathConfig } from "./fast-path";
 import { CniError, ErrorCode } from "./spec/errors";
 
 export const DEFAULT_SUBNET_FILE = "/run/weft/subnet.env";
@@ -41,8 +44,8 @@ export interface SubnetFile {
   mtu: number;
   /** FLANNEL_IPMASQ, when present. weft's plugin does not act on it: the agent owns masquerading. */
   ipMasq?: boolean;
-  /** WEFT_DATAPATH=ebpf with its two directories: the eBPF datapath's pins and endpoint records. */
-  fastPath?: { bpfDir: string; endpointsDir: string };
+  /** WEFT_DATAPATH with its two directories (the eBPF datapath's pins and endpoint records) and WEFT_TC_ATTACH. */
+  fastPath?: FastPathConfig;
 }
 
 const KEYS = {
@@ -108,6 +111,10 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
         if (key !== "WEFT_DATAPATH" && !value.startsWith("/")) throw lineError(`${key} must be an absolute path, got ${quote(value)}`);
         weft[key] = value;
         break;
+      case "WEFT_TC_ATTACH":
+        if (value !== "tcx" && value !== "clsact") throw lineError(`WEFT_TC_ATTACH must be tcx or clsact, got ${quote(value)}`);
+        weft[key] = value;
+        break;
       default:
         break;
     }
@@ -147,6 +154,7 @@ export function parseSubnetFile(text: string, options: { path?: string } = {}): 
   if (ipMasq !== undefined) parsed.ipMasq = ipMasq;
   if ((weft.WEFT_DATAPATH === "ebpf" || weft.WEFT_DATAPATH === "kernel") && weft.WEFT_BPF_DIR !== undefined && weft.WEFT_ENDPOINTS_DIR !== undefined) {
     parsed.fastPath = { bpfDir: weft.WEFT_BPF_DIR, endpointsDir: weft.WEFT_ENDPOINTS_DIR };
+    if (weft.WEFT_TC_ATTACH === "clsact") parsed.fastPath.tcAttach = "clsact";
   }
   return parsed;
 }

@@ -1,9 +1,12 @@
 // What an eBPF run leaves, removed: for kernel mode after ebpf (a mode switch across a restart) and for
-// `weft-agent uninstall`. Links first (unpinning a link detaches its program at once), then programs and maps,
-// then the endpoint records. Only weft's names under weft's pin root are touched.
+// `weft-agent uninstall`. Attachments first (unpinning a tcx link detaches its program at once; weft's clsact
+// filters are deleted from the devices), then programs and maps, then the endpoint records. Only weft's names
+// under weft's pin root are touched, and only weft's filters (its priority, handle and program names).
 import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
 import path from "node:path";
+import { removeWeftFilters } from "../../native/bpf/attach";
 import { PINS } from "../../native/bpf/maps";
+import type { NetlinkSocket } from "../../native/netlink";
 
 const OURS: readonly string[] = Object.values(PINS).filter((name) => name !== PINS.links);
 
@@ -21,9 +24,12 @@ export function removeLinkPins(bpfDir: string, which: (name: string) => boolean 
   return removed;
 }
 
-/** Returns the pins it removed (paths), for the log. */
-export function removeEbpfState(options: { bpfDir: string; endpointsDir: string }): string[] {
-  const removed = removeLinkPins(options.bpfDir);
+/**
+ * Returns what it removed, for the log: pins (paths) and clsact filters ("filter <device> <direction>"). `sock`: the
+ * namespace whose devices may hold weft's filters.
+ */
+export function removeEbpfState(options: { bpfDir: string; endpointsDir: string; sock: NetlinkSocket }): string[] {
+  const removed = [...removeLinkPins(options.bpfDir), ...removeWeftFilters(options.sock).map((where) => `filter ${where}`)];
   for (const name of OURS) {
     const pin = path.join(options.bpfDir, name);
     if (!existsSync(pin)) continue;

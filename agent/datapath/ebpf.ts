@@ -2,12 +2,14 @@
 // built by scripts/build-bpf.mjs with libbpf and pins programs and maps under the pin root; after every reconcile
 // run it brings what the programs read in line with the desired state, like a route deleted by hand:
 //   - weft_config: this node's VTEP (ifindex, VNI, MAC);
-//   - the VTEP's two tcx links (from_tunnel on ingress, to_tunnel on egress), pinned;
+//   - the VTEP's two programs (from_tunnel on ingress, to_tunnel on egress): pinned tcx links, or weft's clsact
+//     filters (--tc-attach, native/bpf/attach.ts);
 //   - weft_nodes: each remote pod CIDR → that node's IP and VTEP MAC;
-//   - the endpoints the plugin recorded: their entries in weft_endpoints and their from_pod links, restored when
+//   - the endpoints the plugin recorded: their entries in weft_endpoints and their programs, restored when
 //     missing, removed when their veth is gone.
 //   - NetworkPolicy: each local pod's compiled rules (./policy-maps.ts), applied when they change.
-// Pins survive the agent (SIGKILL included): forwarding and policy never depend on the agent running.
+// Pins and clsact filters survive the agent (SIGKILL included): forwarding and policy never depend on the agent
+// running. An earlier run's attachment of the other kind (tcx or clsact) on a device goes once this run's is there.
 // In kernel mode with NetworkPolicy (`forward: false`) the same programs run on the pods' veths, configured to
 // check policy and hand every packet to the kernel path; the VTEP and weft_nodes are left alone.
 import { closeSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
@@ -15,16 +17,17 @@ import path from "node:path";
 import { ensureBpffs } from "../../native/bpf/bpffs";
 import { BpfObject, setLibbpfLogger } from "../../native/bpf/libbpf";
 import {
-  COUNTERS, decodeEndpoint, decodeLpmKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, linkPin, MAPS_VERSION,
+  COUNTERS, decodeEndpoint, decodeLpmKey, encodeAddr, encodeConfig, encodeEndpoint, encodeLpmKey, encodeNode, MAPS_VERSION,
   PINS, SIZES, sumPerCpu, type CounterName,
 } from "../../native/bpf/maps";
+import { createTcAttacher, type TcAttacher, type TcAttachKind } from "../../native/bpf/attach";
 import {
-  linkUpdate, mapDelete, mapKeys, mapLookup, mapUpdate, objGet, objInfo, pinNewTcxLink, possibleCpus, type ObjInfo, type TcxDirection,
+  mapDelete, mapKeys, mapLookup, mapUpdate, objGet, objInfo, possibleCpus, type ObjInfo, type TcxDirection,
 } from "../../native/bpf/syscall";
 import { isErrno } from "../../native/errors";
 import { getLink, listLinks, type NetlinkSocket } from "../../native/netlink";
 import type { EndpointRecord } from "../../cni/fast-path";
-import { ENDPOINT_LINKS, endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
+import { ENDPOINT_PROGRAMS, endpointLinkPin, readEndpointRecord } from "../../cni/fast-path";
 import { parseHostVethAlias } from "../../cni/host-veth";
 import { BpfPinConflictError } from "../errors";
 import type { Logger } from "../log";
@@ -63,6 +66,8 @@ export interface EbpfDatapathOptions {
   vni: number;
   /** false: kernel mode with NetworkPolicy (the programs check policy only). Default true. */
   forward?: boolean;
+  /** How the programs are attached to devices. Default tcx. */
+  tcAttach?: TcAttachKind;
   /** The cluster networks (weft_cluster): egress denials beyond them may be Service traffic, checked after DNAT. */
   clusterCidrs: readonly string[];
   logger: Logger;
@@ -70,6 +75,7 @@ export interface EbpfDatapathOptions {
 
 export interface EbpfStatus {
   bpfDir: string;
+  tcAttach: TcAttachKind;
   programs: Record<string, number>;
   endpoints: { recorded: number; attached: number; entries: number; capacity: number; onKernelPath: string[] };
   nodes: { entries: number; capacity: number };
@@ -96,6 +102,11 @@ export class EbpfDatapath {
   #policyActive = false;
   /** WEFT_CONFIG_DEFER_EGRESS: while the masquerade table's rule that backs it is in place (the agent says). */
   #deferEgress = false;
+  /**
+   * Whether a full run found every device free of an earlier run's clsact filters (tcx mode): then no later run
+   * looks for them. clsact mode looks for tcx link pins on every run, which costs a stat.
+   */
+  #clsactChecked = false;
 
   constructor(options: EbpfDatapathOptions) {
     this.#o = options;
@@ -109,6 +120,10 @@ export class EbpfDatapath {
 
   get bpfDir(): string {
     return this.#o.bpfDir;
+  }
+
+  get tcAttach(): TcAttachKind {
+    return this.#o.tcAttach ?? "tcx";
   }
 
   /**
@@ -160,6 +175,12 @@ export class EbpfDatapath {
    */
   sync(sock: NetlinkSocket, desired: DesiredState, options: { full: boolean; deferEgress: boolean }): string[] {
     this.#deferEgress = options.deferEgress;
+    const attachers: Attachers = {
+      ours: createTcAttacher(this.tcAttach, { bpfDir: this.#o.bpfDir, sock }),
+      other: this.tcAttach === "clsact" ? createTcAttacher("tcx", { bpfDir: this.#o.bpfDir }) : this.#clsactChecked ? undefined : createTcAttacher("clsact", { bpfDir: this.#o.bpfDir, sock }),
+      replaced: [],
+      failed: 0,
+    };
     const problems: string[] = [];
     const attempt = (what: string, fn: () => void): void => {
       try {
@@ -173,22 +194,24 @@ export class EbpfDatapath {
       attempt("eBPF datapath: weft_config", () => this.#writeConfig({ vtepIfindex: 0, vni: 0, vtepMac: "00:00:00:00:00:00", zeroChecksum: false, policyOnly: true }));
       // Only to_tunnel, on the VTEP's egress: the deferred egress check of Service connections to other nodes.
       const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
-      if (vtep) attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureLink(vtep.index, vtep.name, "egress", PINS.toTunnel)));
+      if (vtep) attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureAttached(attachers, vtep.index, vtep.name, "egress", PINS.toTunnel)));
       // No tunnels in kernel mode: this empties what an earlier eBPF run left in weft_nodes.
       attempt("eBPF datapath: weft_nodes", () => this.#syncNodes(desired, options.full));
-      attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock));
-      return problems;
+      attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock, attachers));
+    } else {
+      const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
+      if (desired.vtep && !vtep) problems.push(`eBPF datapath: the VTEP ${desired.vtep.name} does not exist`);
+      if (vtep && desired.vtep) {
+        const spec = desired.vtep;
+        attempt("eBPF datapath: weft_config", () => this.#writeConfig({ vtepIfindex: vtep.index, vni: spec.vni, vtepMac: spec.mac, zeroChecksum: true }));
+        attempt("eBPF datapath: VTEP ingress", () => (this.#vtep.ingress = this.#ensureAttached(attachers, vtep.index, vtep.name, "ingress", PINS.fromTunnel)));
+        attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureAttached(attachers, vtep.index, vtep.name, "egress", PINS.toTunnel)));
+      }
+      attempt("eBPF datapath: weft_nodes", () => this.#syncNodes(desired, options.full));
+      attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock, attachers));
     }
-    const vtep = desired.vtep ? getLink(sock, desired.vtep.name) : undefined;
-    if (desired.vtep && !vtep) problems.push(`eBPF datapath: the VTEP ${desired.vtep.name} does not exist`);
-    if (vtep && desired.vtep) {
-      const spec = desired.vtep;
-      attempt("eBPF datapath: weft_config", () => this.#writeConfig({ vtepIfindex: vtep.index, vni: spec.vni, vtepMac: spec.mac, zeroChecksum: true }));
-      attempt("eBPF datapath: VTEP ingress", () => (this.#vtep.ingress = this.#ensureLink(vtep.index, vtep.name, "ingress", PINS.fromTunnel)));
-      attempt("eBPF datapath: VTEP egress", () => (this.#vtep.egress = this.#ensureLink(vtep.index, vtep.name, "egress", PINS.toTunnel)));
-    }
-    attempt("eBPF datapath: weft_nodes", () => this.#syncNodes(desired, options.full));
-    attempt("eBPF datapath: endpoints", () => this.#syncEndpoints(sock));
+    if (attachers.replaced.length > 0) this.#o.logger.info("Replaced an earlier run's attachments of the other kind", { with: this.tcAttach, devices: attachers.replaced.slice(0, 20) });
+    if (options.full && problems.length === 0 && attachers.failed === 0) this.#clsactChecked = true;
     return problems;
   }
 
@@ -203,7 +226,7 @@ export class EbpfDatapath {
 
   /** Lines for the subnet file: the plugin attaches the programs to new pods (and ebpf mode forwards them). */
   subnetFileEntries(): Record<string, string> {
-    return { WEFT_DATAPATH: this.forwards ? "ebpf" : "kernel", WEFT_BPF_DIR: this.#o.bpfDir, WEFT_ENDPOINTS_DIR: this.#o.endpointsDir };
+    return { WEFT_DATAPATH: this.forwards ? "ebpf" : "kernel", WEFT_BPF_DIR: this.#o.bpfDir, WEFT_ENDPOINTS_DIR: this.#o.endpointsDir, WEFT_TC_ATTACH: this.tcAttach };
   }
 
   status(): EbpfStatus {
@@ -223,6 +246,7 @@ export class EbpfDatapath {
     }
     return {
       bpfDir: this.#o.bpfDir,
+      tcAttach: this.tcAttach,
       programs: Object.fromEntries(this.#programIds),
       endpoints: { ...this.#endpoints, capacity: this.#capacity.endpoints },
       nodes: { entries: this.#nodes.size, capacity: this.#capacity.nodes },
@@ -265,23 +289,25 @@ export class EbpfDatapath {
   }
 
   /**
-   * The tcx link of `program` on a device, pinned as <device>-<direction>: kept when it runs our program on this
-   * device, updated to the new program after an upgrade, made anew when missing or stale.
+   * `program` on a device: kept when weft's attachment there runs it, swapped in place after an upgrade (a new
+   * load), attached anew when missing or stale (tcx: a link whose device was recreated).
    */
-  #ensureLink(ifindex: number, device: string, direction: TcxDirection, program: string): boolean {
-    const pin = linkPin(this.#o.bpfDir, device, direction);
-    const wanted = this.#programIds.get(program)!;
-    if (existsSync(pin)) {
-      const info = withFd(pin, objInfo);
-      if (info.kind === "link" && info.ifindex === ifindex) {
-        if (info.progId === wanted) return true;
-        withFd(pin, (link) => withFd(path.join(this.#o.bpfDir, program), (prog) => linkUpdate(link, prog)));
-        return true;
+  #ensureAttached(attachers: Attachers, ifindex: number, device: string, direction: TcxDirection, program: string): boolean {
+    const { ours, other } = attachers;
+    const target = { device, ifindex, direction };
+    try {
+      const current = ours.attachedProgram(target);
+      if (current !== this.#programIds.get(program)) {
+        ours.attach(target, path.join(this.#o.bpfDir, program));
+        if (current === undefined) this.#o.logger.info("Attached an eBPF program", { device, direction, program, with: ours.kind });
       }
-      unlinkSync(pin); // its device is gone (a recreated VTEP): the link is defunct
+    } catch (error) {
+      attachers.failed++;
+      throw error;
     }
-    pinNewTcxLink(path.join(this.#o.bpfDir, program), ifindex, direction, pin);
-    this.#o.logger.info("Attached an eBPF program", { device, direction, program });
+    // Ours is in place (no moment without a program): an earlier run's of the other kind goes. Only here, device by
+    // device: a pod whose attachment failed keeps the old one, which runs the same programs.
+    if (other?.detach(target)) attachers.replaced.push(`${device} ${direction}`);
     return true;
   }
 
@@ -327,7 +353,7 @@ export class EbpfDatapath {
    * The endpoints the plugin recorded: a record whose veth is gone is removed with its entries and link; a live
    * one gets back a missing entry or link. Entries of veths without a record are removed.
    */
-  #syncEndpoints(sock: NetlinkSocket): void {
+  #syncEndpoints(sock: NetlinkSocket, attachers: Attachers): void {
     const dir = this.#o.endpointsDir;
     const config = { bpfDir: this.#o.bpfDir, endpointsDir: dir };
     const links = new Map(listLinks(sock).map((link) => [link.name, link]));
@@ -345,7 +371,8 @@ export class EbpfDatapath {
         if (!record || !link || link.index !== record.ifindex) {
           // The pod is gone (DEL never came, or the record is unreadable): forget it.
           rmSync(path.join(dir, name), { force: true });
-          for (const link of ENDPOINT_LINKS) rmSync(endpointLinkPin(config, hostVeth, link.direction), { force: true });
+          // tcx pins; clsact filters went with the veth.
+          for (const { direction } of ENDPOINT_PROGRAMS) rmSync(endpointLinkPin(config, hostVeth, direction), { force: true });
           continue;
         }
         recorded++;
@@ -356,7 +383,7 @@ export class EbpfDatapath {
             const key = encodeAddr(ip);
             if (!mapLookup(endpoints, key, SIZES.endpoint)?.equals(value)) mapUpdate(endpoints, key, value);
           }
-          for (const link of ENDPOINT_LINKS) this.#ensureLink(record.ifindex, hostVeth, link.direction, link.program);
+          for (const { direction, program } of ENDPOINT_PROGRAMS) this.#ensureAttached(attachers, record.ifindex, hostVeth, direction, program);
           attached++;
         } catch (error) {
           // The map full (E2BIG), or the veth going away: the pod keeps the kernel path, and status lists it.
@@ -372,12 +399,12 @@ export class EbpfDatapath {
         if (!owner || recordedVeths.has(link.name)) continue;
         onKernelPath.push(`${owner.containerId}/${owner.ifname}: no endpoint record (created before the eBPF datapath?)`);
         try {
-          for (const endpointLink of ENDPOINT_LINKS) this.#ensureLink(link.index, link.name, endpointLink.direction, endpointLink.program);
+          for (const { direction, program } of ENDPOINT_PROGRAMS) this.#ensureAttached(attachers, link.index, link.name, direction, program);
         } catch {
           // The veth going away: the next run removes its pins.
         }
       }
-      // Links of host veths that are gone (their pods deleted without a DEL): unpin them.
+      // tcx links of host veths that are gone (their pods deleted without a DEL): unpin them.
       const pinned = path.join(this.#o.bpfDir, PINS.links);
       for (const name of existsSync(pinned) ? readdirSync(pinned) : []) {
         const device = name.replace(/-(ingress|egress)$/, "");
@@ -392,6 +419,16 @@ export class EbpfDatapath {
     if (onKernelPath.length > this.#endpoints.onKernelPath.length) this.#o.logger.warn("Pods on the kernel path", { pods: onKernelPath.slice(0, 20) });
     this.#endpoints = { recorded, attached, entries, onKernelPath };
   }
+}
+
+/** This run's way of attaching, and the other way, whose attachments of an earlier run it replaces. */
+interface Attachers {
+  ours: TcAttacher;
+  other: TcAttacher | undefined;
+  /** "<device> <direction>" of each replaced, for the log. */
+  replaced: string[];
+  /** Attachments that failed in this run. */
+  failed: number;
 }
 
 /**

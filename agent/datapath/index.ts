@@ -3,16 +3,20 @@
 //   ebpf    tc programs on the pods' host veths and the VTEP (./ebpf.ts); the kernel path stays the fallback for
 //           what the programs do not handle. vxlan only: host-gw keeps the kernel path.
 //   auto    ebpf where this node has what it needs, else kernel, with the reason shown.
+// The programs are attached (--tc-attach, native/bpf/attach.ts) with tcx where the kernel has it (6.6), else with
+// clsact filters (4.5); either serves the eBPF datapath, which needs bpf_redirect_peer (5.10) besides.
 // Switching across a restart converges: kernel mode removes what an ebpf run pinned (./cleanup.ts), and the
 // backend builds the VTEP in the other form (collect-metadata or not), which the reconciler recreates.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TcAttachKind } from "../../native/bpf/attach";
 import { DatapathError } from "../errors";
 import type { BackendType } from "../model";
 
 export type DatapathFlag = "kernel" | "ebpf" | "auto";
 export type DatapathMode = "kernel" | "ebpf";
+export type TcAttachFlag = "auto" | TcAttachKind;
 
 export const DEFAULT_BPF_DIR = "/sys/fs/bpf/weft";
 
@@ -28,9 +32,17 @@ export interface DatapathChoice {
   reason: string;
 }
 
+export interface TcAttachChoice {
+  kind: TcAttachKind;
+  /** Why: "--tc-attach clsact", or for auto what the kernel has. */
+  reason: string;
+}
+
 export interface NodeFacts {
   backend: BackendType;
   objectsDir: string;
+  /** --tc-attach; default auto. */
+  tcAttach?: TcAttachFlag;
   /** Where the facts are read (tests point them elsewhere). Defaults: the running kernel's. */
   btfPath?: string;
   bpffsMountPoint?: string;
@@ -46,7 +58,9 @@ export function missingForEbpf(facts: NodeFacts): string[] {
   if (facts.backend !== "vxlan") missing.push(`the vxlan backend (the eBPF datapath is for vxlan; ${facts.backend} keeps the kernel path)`);
   if (!existsSync(btf)) missing.push(`kernel BTF (${btf})`);
   if (!existsSync(mountPoint)) missing.push(`a bpf filesystem mount point (${mountPoint})`);
-  if (!releaseAtLeast(release, 6, 6)) missing.push(`tcx (Linux 6.6 or later; this is ${release})`);
+  if (!releaseAtLeast(release, 5, 10)) missing.push(`bpf_redirect_peer (Linux 5.10 or later; this is ${release})`);
+  // auto takes clsact where tcx is missing: clsact and cls_bpf's direct-action mode are older than bpf_redirect_peer.
+  if (facts.tcAttach === "tcx" && !releaseAtLeast(release, 6, 6)) missing.push(`tcx, as --tc-attach tcx asks (Linux 6.6 or later; this is ${release})`);
   for (const object of ["from_pod.o", "to_pod.o", "vtep.o"]) {
     if (!existsSync(path.join(facts.objectsDir, object))) missing.push(`the datapath's object ${path.join(facts.objectsDir, object)}`);
   }
@@ -62,6 +76,14 @@ export function chooseDatapath(flag: DatapathFlag, facts: NodeFacts): DatapathCh
     return { mode: "ebpf", reason: "--datapath ebpf" };
   }
   return missing.length === 0 ? { mode: "ebpf", reason: "auto: this node has what the eBPF datapath needs" } : { mode: "kernel", reason: `auto: this node lacks ${missing.join(", ")}` };
+}
+
+/** --tc-attach and this kernel → how the programs are attached: tcx where the kernel has it, else clsact. */
+export function chooseTcAttach(flag: TcAttachFlag, release = kernelRelease()): TcAttachChoice {
+  if (flag !== "auto") return { kind: flag, reason: `--tc-attach ${flag}` };
+  return releaseAtLeast(release, 6, 6)
+    ? { kind: "tcx", reason: `auto: Linux ${release} has tcx` }
+    : { kind: "clsact", reason: `auto: Linux ${release} has no tcx (6.6)` };
 }
 
 /** Where the built objects are: beside the agent's bundle (dist/agent/bpf, /opt/weft/agent/bpf), else the checkout's build. */

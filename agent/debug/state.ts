@@ -99,6 +99,8 @@ export interface DatapathState {
   /** Why this mode: the flag, or what auto found. */
   reason: string;
   ebpf?: EbpfStatus;
+  /** How the eBPF programs are attached (tcx or clsact) and why, while they run (ebpf mode, or kernel mode with policy). */
+  tcAttach?: { kind: "tcx" | "clsact"; reason: string };
   /** What the last run could not do in the datapath. */
   problems: string[];
   /** NetworkPolicy, when a policy source is configured. */

@@ -3,6 +3,7 @@
 // synced nothing is written, so a restarted agent keeps enforcing what the maps hold; a source that fails later
 // keeps its last objects. An object the model rejects is named in the log and in status; the others stay enforced.
 import { cidrInside, parseCidr, parseCidrs } from "../../native/addresses";
+import { collectGarbageThrottled } from "../gc";
 import type { Logger } from "../log";
 import { compileEndpoints } from "./compile";
 import { explainConnection, type ConnectionExplanation, type ExplainProtocol } from "./explain";
@@ -45,6 +46,9 @@ export interface PolicyEnforcerOptions {
   hostAddresses: () => string[];
   logger: Logger;
 }
+
+/** Worlds of at least this many pods and policies are followed by a (throttled) garbage collection. */
+const LARGE_WORLD = 1_000;
 
 export interface PolicyStatus {
   source: string;
@@ -100,6 +104,8 @@ export class PolicyEnforcer {
       const isolatedPods = endpoints.filter((e) => e.ingress !== null || e.egress !== null).length;
       if (isolatedPods !== this.#status.isolatedPods) this.#o.logger.info("NetworkPolicy applied", { isolatedPods, policies: snapshot.world.policies.length });
       this.#status = { isolatedPods, applies: this.#status.applies + 1, lastApply: { at: new Date().toISOString(), ms: performance.now() - started } };
+      // The first apply of a large world follows its list (thousands of objects parsed): collect that garbage.
+      if (snapshot.world.pods.length + snapshot.world.policies.length >= LARGE_WORLD) collectGarbageThrottled();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.#o.logger.error("Cannot apply NetworkPolicy; the datapath keeps the last rules", { error: message });

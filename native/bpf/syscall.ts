@@ -213,10 +213,6 @@ export function linkCreateTcx(progFd: number, ifindex: number, direction: TcxDir
 }
 
 /**
- * Swaps the program of a link in place: no moment without a program on the device. With `expectedProgFd`, only
- * if the link still runs that program (else EPERM), so two agents cannot undo each other's update.
- */
-/**
  * Attaches the program pinned at `programPin` to a device of the calling thread's namespace with a new tcx link,
  * and pins the link at `linkPin` (a pin left there by a device that is gone is replaced), so that it outlives the
  * caller: the agent for its VTEP and for endpoints it restores, the plugin for each new pod.
@@ -237,6 +233,10 @@ export function pinNewTcxLink(programPin: string, ifindex: number, direction: Tc
   }
 }
 
+/**
+ * Swaps the program of a link in place: no moment without a program on the device. With `expectedProgFd`, only
+ * if the link still runs that program (else EPERM), so two agents cannot undo each other's update.
+ */
 export function linkUpdate(linkFd: number, newProgFd: number, options: { expectedProgFd?: number } = {}): void {
   const attr = Buffer.alloc(16); // link_fd, new_prog_fd, flags, old_prog_fd
   attr.writeUInt32LE(linkFd, 0);

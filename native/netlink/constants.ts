@@ -1,5 +1,5 @@
 // rtnetlink numbers from the kernel's uapi headers (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h,
-// linux/if_addr.h, linux/neighbour.h). Only what weft uses; names as in the headers so they can be grepped.
+// linux/if_addr.h, linux/neighbour.h, linux/pkt_sched.h, linux/pkt_cls.h). Only what weft uses; names as in the headers so they can be grepped.
 
 export const NETLINK_ROUTE = 0;
 export const NETLINK_CAP_ACK = 10;
@@ -47,12 +47,20 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+export const RTM_NEWQDISC = 36;
+export const RTM_DELQDISC = 37;
+export const RTM_GETQDISC = 38;
+export const RTM_NEWTFILTER = 44;
+export const RTM_DELTFILTER = 45;
+export const RTM_GETTFILTER = 46;
 
 const MESSAGE_NAMES: Record<number, string> = {
   16: "RTM_NEWLINK", 17: "RTM_DELLINK", 18: "RTM_GETLINK", 19: "RTM_SETLINK",
   20: "RTM_NEWADDR", 21: "RTM_DELADDR", 22: "RTM_GETADDR",
   24: "RTM_NEWROUTE", 25: "RTM_DELROUTE", 26: "RTM_GETROUTE",
   28: "RTM_NEWNEIGH", 29: "RTM_DELNEIGH", 30: "RTM_GETNEIGH",
+  36: "RTM_NEWQDISC", 37: "RTM_DELQDISC", 38: "RTM_GETQDISC",
+  44: "RTM_NEWTFILTER", 45: "RTM_DELTFILTER", 46: "RTM_GETTFILTER",
 };
 
 export function messageTypeName(type: number): string {
@@ -164,3 +172,21 @@ export const NTF_MASTER = 0x04;
 export const NTF_PROXY = 0x08;
 export const NTF_EXT_LEARNED = 0x10;
 export const NTF_ROUTER = 0x80;
+
+// Traffic control (tcmsg, TCA_*): the clsact qdisc and bpf classifier filters (pkt_sched.h, pkt_cls.h)
+export const TCA_KIND = 1;
+export const TCA_OPTIONS = 2;
+/** clsact's handle (ffff:) and parent; its two hooks are the minor numbers of its parent. */
+export const TC_H_CLSACT = 0xfffffff1;
+export const TC_H_CLSACT_HANDLE = 0xffff0000;
+export const TC_H_MIN_INGRESS = 0xfff2;
+export const TC_H_MIN_EGRESS = 0xfff3;
+export const ETH_P_ALL = 0x0003;
+
+export const TCA_BPF_CLASSID = 3;
+export const TCA_BPF_FD = 6;
+export const TCA_BPF_NAME = 7;
+export const TCA_BPF_FLAGS = 8;
+export const TCA_BPF_TAG = 10;
+export const TCA_BPF_ID = 11;
+export const TCA_BPF_FLAG_ACT_DIRECT = 1;

@@ -16,6 +16,9 @@ export {
   deleteNeighbour, listNeighbours, replaceNeighbour, type ListNeighboursOptions, type Neighbour, type NeighbourEntry,
 } from "./neighbours";
 export { deleteFdb, listFdb, replaceFdb, type FdbEntry, type FdbTarget } from "./fdb";
+export {
+  addClsact, deleteClsactIfEmpty, deleteFilter, listFilters, replaceBpfFilter, type BpfFilterSpec, type TcFilter, type TcHook,
+} from "./tc";
 export { MessageWriter } from "./messages";
 export {
   AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, IFF_LOWER_UP, IFF_UP, NTF_EXT_LEARNED, NTF_MASTER, NTF_ROUTER, NTF_SELF,

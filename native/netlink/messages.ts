@@ -1,5 +1,5 @@
 // Netlink messages: the nlmsghdr and the fixed family headers that follow it (ifinfomsg, ifaddrmsg, rtmsg,
-// ndmsg), then attributes. Layouts are those of the uapi headers; the offsets below are relative to the start
+// ndmsg, tcmsg), then attributes. Layouts are those of the uapi headers; the offsets below are relative to the start
 // of each header, for decoders reading a received message in place.
 import { AttributeWriter } from "./attributes";
 import { NLMSG_HDRLEN } from "./constants";
@@ -16,6 +16,8 @@ export const RTMSG = {
 } as const;
 /** struct ndmsg { u8 family; u8 pad1; u16 pad2; i32 ifindex; u16 state; u8 flags; u8 type } */
 export const NDMSG = { length: 12, family: 0, index: 4, state: 8, flags: 10, type: 11 } as const;
+/** struct tcmsg { u8 family; u8 pad1; u16 pad2; i32 ifindex; u32 handle; u32 parent; u32 info } */
+export const TCMSG = { length: 20, family: 0, index: 4, handle: 8, parent: 12, info: 16 } as const;
 
 export interface IfinfomsgFields {
   family?: number;
@@ -48,6 +50,14 @@ export interface NdmsgFields {
   state?: number;
   flags?: number;
   type?: number;
+}
+
+export interface TcmsgFields {
+  index: number;
+  handle?: number;
+  parent?: number;
+  /** Filters: priority << 16 | protocol (network byte order). */
+  info?: number;
 }
 
 /**
@@ -114,6 +124,16 @@ export class MessageWriter extends AttributeWriter {
     b.writeUInt16LE(fields.state ?? 0, at + NDMSG.state);
     b[at + NDMSG.flags] = fields.flags ?? 0;
     b[at + NDMSG.type] = fields.type ?? 0;
+    return this;
+  }
+
+  tcmsg(fields: TcmsgFields): this {
+    const at = this.reserve(TCMSG.length);
+    const b = this.buffer;
+    b.writeInt32LE(fields.index, at + TCMSG.index);
+    b.writeUInt32LE((fields.handle ?? 0) >>> 0, at + TCMSG.handle);
+    b.writeUInt32LE((fields.parent ?? 0) >>> 0, at + TCMSG.parent);
+    b.writeUInt32LE((fields.info ?? 0) >>> 0, at + TCMSG.info);
     return this;
   }
 

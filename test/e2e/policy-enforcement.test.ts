@@ -1,8 +1,9 @@
-// NetworkPolicy enforced by the agents' eBPF programs, in both datapath modes, with the file policy source
-// (--policy-source dir): 2 nodes, 3 pods. What the truth-table matrix (policy-matrix.test.ts) does not show: the
-// node's own traffic to its pods stays allowed, the replies of what a pod opens pass its isolated ingress, status
-// and /metrics count what the programs allowed and denied, a rejected policy is named while the others stay
-// enforced, and an agent killed with SIGKILL leaves its policies enforced, with no open window while it restarts.
+// NetworkPolicy enforced by the agents' eBPF programs, in both datapath modes (and in ebpf mode with the programs
+// attached as clsact filters), with the file policy source (--policy-source dir): 2 nodes, 3 pods. What the
+// truth-table matrix (policy-matrix.test.ts) does not show: the node's own traffic to its pods stays allowed, the
+// replies of what a pod opens pass its isolated ingress, status and /metrics count what the programs allowed and
+// denied, a rejected policy is named while the others stay enforced, and an agent killed with SIGKILL leaves its
+// policies enforced, with no open window while it restarts.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -54,7 +55,14 @@ function fromNode(node: SimNode, to: SimPod): boolean {
   return tcpEcho(node.ns.name, to.ip, PORT).ok;
 }
 
-describe.each(["ebpf", "kernel"] as const)("NetworkPolicy with --datapath %s", (datapath) => {
+// The programs attached with tcx (this kernel's default), and with clsact filters (--tc-attach clsact: older kernels).
+const MODES = [
+  { name: "ebpf", datapath: "ebpf", label: "pee", flags: [] },
+  { name: "kernel", datapath: "kernel", label: "pek", flags: [] },
+  { name: "ebpf --tc-attach clsact", datapath: "ebpf", label: "pec", flags: ["--tc-attach", "clsact"] },
+] as const;
+
+describe.each(MODES)("NetworkPolicy with --datapath $name", ({ datapath, label, flags }) => {
   let cluster: SimCluster;
   let policyDir: string;
   const servers: EchoServer[] = [];
@@ -75,12 +83,12 @@ describe.each(["ebpf", "kernel"] as const)("NetworkPolicy with --datapath %s", (
   };
 
   beforeAll(async () => {
-    cluster = SimCluster.create({ label: `pe${datapath[0]}`, nodes: 2, datapath });
+    cluster = SimCluster.create({ label, nodes: 2, datapath });
     policyDir = path.join(cluster.dir, "policies");
     fs.mkdirSync(policyDir);
     const nodeFile = cluster.writeNodeFile();
     const netConf = cluster.writeNetConf({ Network: "10.244.0.0/16", Backend: { Type: "vxlan" } });
-    agentFlags = ["--source", "file", "--node-file", nodeFile, "--net-conf", netConf, "--policy-source", "dir", "--policy-dir", policyDir];
+    agentFlags = ["--source", "file", "--node-file", nodeFile, "--net-conf", netConf, "--policy-source", "dir", "--policy-dir", policyDir, ...flags];
     await cluster.startAgents(() => agentFlags, { podsPerNode: 0 });
     const [n1, n2] = cluster.nodes as [SimNode, SimNode];
     a = { name: "a", pod: n1.addPod(), node: n1, labels: { app: "a" } };

@@ -265,3 +265,20 @@ describe("renderStatus", () => {
     expect(table(["A", "LONGER"], [["xxxx", "y"]])).toBe("A     LONGER\nxxxx  y");
   });
 });
+
+describe("renderStatus: the datapath", () => {
+  it("says how the eBPF programs are attached, and why", () => {
+    const state = sampleState();
+    state.datapath = { mode: "ebpf", reason: "auto: this node has what the eBPF datapath needs", tcAttach: { kind: "clsact", reason: "auto: Linux 6.1.0-28-amd64 has no tcx (6.6)" }, problems: [] };
+    expect(renderStatus(state)).toContain("datapath: ebpf (auto: this node has what the eBPF datapath needs); programs attached with clsact (auto: Linux 6.1.0-28-amd64 has no tcx (6.6))\n");
+  });
+});
+
+describe("--tc-attach", () => {
+  it("defaults to auto, reads WEFT_TC_ATTACH, and lets the flag win", () => {
+    expect(parseArgs(["--node-name", "n1"], {}).values["tc-attach"]).toBe("auto");
+    expect(parseArgs(["--node-name", "n1"], { WEFT_TC_ATTACH: "clsact" }).values["tc-attach"]).toBe("clsact");
+    expect(parseArgs(["--node-name", "n1", "--tc-attach", "tcx"], { WEFT_TC_ATTACH: "clsact" }).values["tc-attach"]).toBe("tcx");
+    expect(() => parseArgs(["status", "--tc-attach", "tcx"], {})).toThrow('Flag --tc-attach does not apply to "status"');
+  });
+});

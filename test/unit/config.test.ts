@@ -323,6 +323,15 @@ describe("parseSubnetFile", () => {
     expect(parseSubnetFile(text)).toEqual({ ipv4: { networks: ["10.244.0.0/16"], subnet: "10.244.1.0/24", gateway: "10.244.1.1" }, mtu: 1450 });
   });
 
+  it("reads the eBPF datapath's keys: its directories, and how programs are attached (absent, an older agent's file: tcx)", () => {
+    const weft = "WEFT_DATAPATH=ebpf\nWEFT_BPF_DIR=/sys/fs/bpf/weft\nWEFT_ENDPOINTS_DIR=/run/weft/endpoints\n";
+    expect(parseSubnetFile(V4_FILE + weft).fastPath).toEqual({ bpfDir: "/sys/fs/bpf/weft", endpointsDir: "/run/weft/endpoints" });
+    expect(parseSubnetFile(`${V4_FILE}${weft}WEFT_TC_ATTACH=tcx\n`).fastPath).toEqual({ bpfDir: "/sys/fs/bpf/weft", endpointsDir: "/run/weft/endpoints" });
+    expect(parseSubnetFile(`${V4_FILE}${weft}WEFT_TC_ATTACH=clsact\n`).fastPath).toEqual({ bpfDir: "/sys/fs/bpf/weft", endpointsDir: "/run/weft/endpoints", tcAttach: "clsact" });
+    // Without WEFT_DATAPATH the pod gets no programs, however they would be attached.
+    expect(parseSubnetFile(`${V4_FILE}WEFT_TC_ATTACH=clsact\n`).fastPath).toBeUndefined();
+  });
+
   const malformed: [string, string, string][] = [
     ["a line that is not KEY=VALUE", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET 10.244.1.1/24\nFLANNEL_MTU=1450\n", 'line 2: expected KEY=VALUE, got "FLANNEL_SUBNET 10.244.1.1/24"'],
     ["a subnet without prefix", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1\nFLANNEL_MTU=1450\n", "line 2: FLANNEL_SUBNET must be an IPv4 address with a prefix length"],
@@ -339,6 +348,7 @@ describe("parseSubnetFile", () => {
     ["no subnet at all", "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", "neither FLANNEL_SUBNET nor FLANNEL_IPV6_SUBNET is set"],
     ["an empty file", "", "neither FLANNEL_SUBNET nor FLANNEL_IPV6_SUBNET is set"],
     ["no MTU", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n", "FLANNEL_MTU is missing"],
+    ["an unknown way to attach programs", V4_FILE + "WEFT_TC_ATTACH=xdp\n", 'line 5: WEFT_TC_ATTACH must be tcx or clsact, got "xdp"'],
   ];
   it.each(malformed)("refuses %s with code 7 naming the file and the line", (_name, text, problem) => {
     const error = catchCniError(() => parseSubnetFile(text, { path: "/run/weft/test.env" }));
