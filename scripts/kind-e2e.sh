@@ -7,10 +7,13 @@
 #   KEEP_CLUSTER=1 bash scripts/kind-e2e.sh   # keeps it: export KUBECONFIG=<printed path> to look around
 #
 # Needs a Docker engine on linux/amd64 (the image's Node runtime is x64), `kind` and `kubectl` on PATH, and
-# network access for the base images (node, debian, kind's node image, agnhost, busybox). kind's node image
-# ships the reference CNI plugins weft's conflist chains (portmap) in /opt/cni/bin; weft installs only itself.
-# Environment: CLUSTER (default weft-e2e), IMAGE (default ghcr.io/weft-net/weft:dev), KIND_NODE_IMAGE (kind's
-# default when unset), TIMEOUT (default 180s, per wait).
+# network access for the images (debian:bookworm-slim, the Dockerfile's base; kind's node image, agnhost,
+# busybox), Debian's apt mirror and the npm registry (the image build installs packages and runs npm ci). kind's
+# node image ships the reference CNI plugins weft's conflist chains (portmap) in /opt/cni/bin; weft installs only
+# itself.
+# Environment: CLUSTER (default weft-e2e), IMAGE (default ghcr.io/weft-net/weft:dev), BASE_IMAGE (the Dockerfile's
+# base: debian:bookworm-slim when unset), KIND_NODE_IMAGE (kind's default when unset), TIMEOUT (default 180s, per
+# wait).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
@@ -128,7 +131,9 @@ done
 
 # ---- weft --------------------------------------------------------------------------------------------------------
 step "Building $IMAGE from $repo"
-docker build -t "$IMAGE" "$repo"
+# The Dockerfile test/e2e/image.test.ts runs through podman (scripts/image/build.sh), here with Docker and, unless
+# BASE_IMAGE says otherwise, its default base.
+docker build ${BASE_IMAGE:+--build-arg "BASE_IMAGE=$BASE_IMAGE"} -t "$IMAGE" "$repo"
 docker run --rm "$IMAGE" --version
 
 step "Loading $IMAGE into the cluster's nodes"
