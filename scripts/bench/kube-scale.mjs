@@ -14,12 +14,12 @@
 // then the kernel checked (every route of proto 87 there). RSS: the agent's VmRSS once converged and idle 2 s.
 // Processes are ended by PID, the namespace and temp dirs removed, also on failure and Ctrl-C.
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchNamespaces, ipIn, median, run, runBenchmark } from "./lib.mjs";
+import { BenchNamespaces, ipIn, median, runBenchmark } from "./lib.mjs";
+import { startApiServer } from "./kube-api.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const AGENT = path.join(root, "dist/weft-agent");
@@ -73,93 +73,16 @@ async function stop(entry) {
   processes.delete(entry);
 }
 
-/** Runs a Node script inside the namespace (the API server listens on its loopback) and returns its stdout. */
-function nodeIn(script, input) {
-  const result = spawnSync("nsenter", [`--net=/run/netns/${ns}`, process.execPath, "-e", script], { input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-  if (result.status !== 0) throw new Error(`script in ${ns} failed: ${result.stderr.slice(-2000)}`);
-  return result.stdout;
-}
-
-// Sends a JSON list of {method, path, body, contentType} with up to 32 in flight; prints how many failed.
-const REQUESTS = `
-const https = require("node:https");
-const { url, token, ca, requests } = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
-const agent = new https.Agent({ keepAlive: true, maxSockets: 32, ca });
-let next = 0, failed = [];
-const one = (r) => new Promise((resolve) => {
-  const body = r.body === undefined ? undefined : JSON.stringify(r.body);
-  const req = https.request(url + r.path, { method: r.method, agent, headers: { authorization: "Bearer " + token, "content-type": r.contentType || "application/json", ...(body ? { "content-length": Buffer.byteLength(body) } : {}) } }, (res) => {
-    let text = ""; res.on("data", (d) => (text += d)); res.on("end", () => { if (res.statusCode >= 300) failed.push(r.method + " " + r.path + " " + res.statusCode + " " + text.slice(0, 200)); resolve(); });
-  });
-  req.on("error", (e) => { failed.push(String(e)); resolve(); });
-  if (body) req.write(body);
-  req.end();
-});
-(async () => {
-  await Promise.all(Array.from({ length: 32 }, async () => { while (next < requests.length) await one(requests[next++]); }));
-  process.stdout.write(JSON.stringify(failed.slice(0, 5)));
-  process.exit(failed.length ? 1 : 0);
-})();
-`;
-
-function sendRequests(api, requests) {
-  const failed = JSON.parse(nodeIn(REQUESTS, JSON.stringify({ url: api.url, token: api.token, ca: api.ca, requests })) || "[]");
-  if (failed.length) throw new Error(`API requests failed: ${failed.join("; ")}`);
-}
-
-async function startApiServer() {
-  const dir = path.join(tmp, "kube");
-  fs.mkdirSync(dir);
-  const ssl = (...args) => run("openssl", args.map((a) => a.replaceAll("$D", dir)));
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "$D/ca.key", "-out", "$D/ca.crt", "-days", "1", "-subj", "/CN=bench-ca");
-  ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "$D/server.key", "-out", "$D/server.csr", "-subj", "/CN=kube-apiserver");
-  fs.writeFileSync(path.join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  ssl("x509", "-req", "-in", "$D/server.csr", "-CA", "$D/ca.crt", "-CAkey", "$D/ca.key", "-CAcreateserial", "-out", "$D/server.crt", "-days", "1", "-extfile", "$D/san.ext");
-  ssl("genrsa", "-out", "$D/sa.key", "2048");
-  ssl("rsa", "-in", "$D/sa.key", "-pubout", "-out", "$D/sa.pub");
-  const token = randomBytes(16).toString("hex");
-  fs.writeFileSync(path.join(dir, "tokens.csv"), `${token},admin,admin,system:masters\n`);
-  startIn("/usr/bin/etcd", [
-    "--data-dir", path.join(dir, "etcd"), "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-    "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-    "--initial-cluster", "default=http://127.0.0.1:2380", "--quota-backend-bytes", String(4 * 1024 ** 3),
-  ], path.join(dir, "etcd.log"));
-  startIn(path.join(KUBE_BIN, "kube-apiserver"), [
-    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=6443", "--etcd-servers=http://127.0.0.1:2379",
-    "--service-account-issuer=https://kubernetes.default.svc", `--service-account-key-file=${dir}/sa.pub`, `--service-account-signing-key-file=${dir}/sa.key`,
-    "--authorization-mode=RBAC", `--token-auth-file=${dir}/tokens.csv`, `--tls-cert-file=${dir}/server.crt`, `--tls-private-key-file=${dir}/server.key`,
-    "--service-cluster-ip-range=10.96.0.0/16", `--cert-dir=${dir}/certs`, "--endpoint-reconciler-type=none", "--profiling=false",
-  ], path.join(dir, "kube-apiserver.log"));
-  const api = { url: "https://127.0.0.1:6443", token, ca: fs.readFileSync(path.join(dir, "ca.crt"), "utf8") };
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    try {
-      sendRequests(api, [{ method: "GET", path: "/readyz" }]);
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`kube-apiserver not ready: ${error.message}\n${fs.readFileSync(path.join(dir, "kube-apiserver.log"), "utf8").slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  const kubeconfig = path.join(dir, "kubeconfig");
-  fs.writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "b",
-    clusters: [{ name: "b", cluster: { server: api.url, "certificate-authority-data": Buffer.from(api.ca).toString("base64") } }],
-    users: [{ name: "b", user: { token } }], contexts: [{ name: "b", context: { cluster: "b", user: "b" } }],
-  }));
-  return { ...api, kubeconfig };
-}
-
 /** Creates (or, past `have`, adds) Node objects through the API: the object, then its status. */
 function createNodes(api, nodes) {
-  sendRequests(api, nodes.map((n) => ({
+  api.send(nodes.map((n) => ({
     method: "POST", path: "/api/v1/nodes", body: {
       apiVersion: "v1", kind: "Node",
       metadata: { name: n.name, annotations: { "weft.dev/vtep-mac": n.vtepMac, "weft.dev/public-ip": n.ip, "weft.dev/backend-type": "vxlan" } },
       spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] },
     },
   })));
-  sendRequests(api, nodes.map((n) => ({
+  api.send(nodes.map((n) => ({
     method: "PATCH", path: `/api/v1/nodes/${n.name}/status`, contentType: "application/merge-patch+json",
     body: { status: { addresses: [{ type: "InternalIP", address: n.ip }], conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "bench" }] } },
   })));
@@ -215,7 +138,7 @@ async function main() {
   ipIn(ns, "addr", "add", `${LOCAL.ip}/16`, "dev", "u0");
   ipIn(ns, "link", "set", "u0", "up");
   ipIn(ns, "link", "set", "u1", "up");
-  const api = await startApiServer();
+  const api = await startApiServer({ ns, dir: path.join(tmp, "kube"), kubeBin: KUBE_BIN, startIn });
   createNodes(api, [{ name: LOCAL.name, podCidr: LOCAL.podCidr, ip: LOCAL.ip, vtepMac: "02:57:46:ff:ff:ff" }]);
   let have = 0;
   const rows = [];

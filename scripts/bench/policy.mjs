@@ -18,16 +18,18 @@
 //    a TCP connection to the target every 5 ms; the toggle policy that allows it is written (allow) or removed
 //    (deny), and the latency is from the file's rename to the first connection that shows the new verdict —
 //    the file source's read and parse of the whole directory, the compile, the map writes, the kernel.
-// 3. Memory: the target node's agent's RSS (VmRSS, 2 s idle) with the directory empty, then with --pods pods and
-//    1,000 policies.
+// 3. Memory: one agent's cold start to its first apply of 1,000 policies among --pods pods, and its RSS (VmRSS,
+//    2 s idle), with policy off, the file source, and the kube source against the real kube-apiserver (the same
+//    objects created through the API; scripts/kube/build.sh's binaries, skipped with a note when absent).
 // Prints markdown tables for docs/benchmarks.md. Needs what datapath.mjs needs (root, iproute2, util-linux, iperf3,
-// sockperf, nftables, Linux 6.6+ with BTF, `npm run build`).
+// sockperf, nftables, Linux 6.6+ with BTF, `npm run build`), and for the kube row etcd and openssl.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { median, runBenchmark } from "./lib.mjs";
+import { startApiServer } from "./kube-api.mjs";
+import { ipIn, median, runBenchmark } from "./lib.mjs";
 import { BenchTopology, sleep } from "./topology.mjs";
 
 const HELP = `Usage: node_modules/.bin/node scripts/bench/policy.mjs [options]
@@ -85,6 +87,7 @@ const PARTS = (raw("only") ?? "wire,update,memory").split(",");
 if (PARTS.some((p) => !["wire", "update", "memory"].includes(p))) fail("--only takes wire, update, memory");
 const DIST = path.resolve(raw("dist") ?? path.join(root, "dist"));
 const MEMORY_POLICIES = 1000;
+const KUBE_BIN = path.join(process.env.WEFT_KUBE_CACHE ?? "/var/cache/weft-kube", "v1.20.2", "bin");
 
 const t = new BenchTopology({ name: "policy", dist: DIST, pin: !argv.includes("--no-pin") });
 const NS = "bench";
@@ -198,6 +201,10 @@ function connectFrom(ns, ip, port) {
   return ({ 0: "open", 1: "timeout", 2: "refused" })[status] ?? `error ${status}`;
 }
 
+const loadAverage = () => fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+const today = () => new Date().toISOString().slice(0, 10);
+const cell = (values, digits) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+
 function agentRssMb(node) {
   return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${node.agent.pid}/status`, "utf8"))[1]) / 1024;
 }
@@ -271,7 +278,6 @@ async function wire() {
   });
   const byKey = new Map(clusters.map((c) => [c.key, c]));
   const paired = (a, b, key) => median(a[key].map((value, i) => value / b[key][i]));
-  const cell = (values, digits) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
   const label = { off: "policy off (--policy-source off)", none: "policy on, no pod selected", allow: `allow policy, ${RULES} rules each way, both pods selected` };
   const ratio = (c, key) => {
     const ref = byKey.get(`${c.datapath[0]}${key[0]}`);
@@ -355,7 +361,7 @@ async function toggle(c, allow) {
   return attempts[settled].start - at;
 }
 
-async function updateAndMemory(parts) {
+async function update() {
   const policyDir = path.join(t.tmp, "up-policies");
   fs.mkdirSync(policyDir);
   const nodes = await t.weftCluster("up", { backend: "vxlan", network: "10.250.0.0/16", ipMasq: false, firstHost: 91, datapath: "ebpf", agentArgs: ["--policy-source", "dir", "--policy-dir", policyDir] });
@@ -363,23 +369,12 @@ async function updateAndMemory(parts) {
   const client = Object.assign(t.addWeftPod(nodes[1]), { name: "client", labels: { app: "bench", role: "client" } });
   t.startProcess("nsenter", [`--net=/run/netns/${target.ns}`, process.execPath, "-e", `require("node:net").createServer((s) => s.destroy()).listen(${PROBE_PORT}, ${JSON.stringify(target.ip)})`], { logFile: path.join(t.tmp, "listener.log") });
   const c = { policyDir, nodes, target, client };
-  const lines = [];
   writeList(policyDir, "bench.json", benchWorld([target, client]));
-  await applied(nodes, 0);
-  await sleep(2_000);
-  const rssEmpty = agentRssMb(nodes[0]);
   writeList(policyDir, "pods.json", largeWorld(PODS));
   const rows = [];
-  let rssLoaded;
-  const counts = [...new Set([...(parts.includes("update") ? UPDATES : []), ...(parts.includes("memory") ? [MEMORY_POLICIES] : [])])].sort((a, b) => a - b);
-  for (const count of counts) {
+  for (const count of UPDATES) {
     writeList(policyDir, "policies.json", policies(count));
     await applied(nodes, count, 300_000);
-    if (count === MEMORY_POLICIES) {
-      await sleep(2_000);
-      rssLoaded = agentRssMb(nodes[0]);
-    }
-    if (!parts.includes("update") || !UPDATES.includes(count)) continue;
     const allow = [];
     const deny = [];
     const applyMs = [];
@@ -392,27 +387,113 @@ async function updateAndMemory(parts) {
       await sleep(300);
     }
     const entries = t.state(nodes[0]).datapath.ebpf?.policy?.entries;
-    const cell = (values, digits = 0) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
-    rows.push(`| ${count} | ${PODS} | ${cell(allow)} | ${cell(deny)} | ${cell(applyMs)} | ${entries} |`);
+    rows.push(`| ${count} | ${PODS} | ${cell(allow, 0)} | ${cell(deny, 0)} | ${cell(applyMs, 0)} | ${entries} |`);
   }
-  const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0];
-  if (parts.includes("update")) {
-    lines.push(
-      `NetworkPolicy update → enforced — eBPF datapath, file source (--policy-source dir); a toggle policy written (allow) or removed (deny) in a directory of N policies and ${PODS} pods; latency from the rename to the first TCP connect (one every 5 ms, from a pod on the other node) with the new verdict; median of ${UPDATE_ROUNDS} (range); ${os.cpus().length} cores, kernel ${os.release()}, load ${load}; ${new Date().toISOString().slice(0, 10)}`,
-      "",
-      "| policies | pods | allow enforced ms | deny enforced ms | agent's compile + map writes ms | LPM entries for the target |",
-      "|---:|---:|---:|---:|---:|---:|",
-      ...rows,
-      "",
-    );
+  return [
+    `NetworkPolicy update → enforced — eBPF datapath, file source (--policy-source dir); a toggle policy written (allow) or removed (deny) in a directory of N policies and ${PODS} pods; latency from the rename to the first TCP connect (one every 5 ms, from a pod on the other node) with the new verdict; median of ${UPDATE_ROUNDS} (range); ${os.cpus().length} cores, kernel ${os.release()}, load ${loadAverage()}; ${today()}`,
+    "",
+    "| policies | pods | allow enforced ms | deny enforced ms | agent's compile + map writes ms | LPM entries for the target |",
+    "|---:|---:|---:|---:|---:|---:|",
+    ...rows,
+    "",
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Memory.
+
+/**
+ * One cold start of an agent in `ns` (kernel datapath, one node, file node source) with `policyArgs`: ms until
+ * its policy has `count` policies applied (or it is ready, policy off), and its VmRSS 2 s later. Ended after.
+ */
+async function coldStart(ns, key, policyArgs, count) {
+  const dir = path.join(t.tmp, `mem-${key}`);
+  fs.mkdirSync(dir);
+  const node = { ns, dir, name: "local" };
+  spawnSync("ip", ["-n", ns, "link", "del", "weft.1"], { stdio: "ignore" });
+  const started = Date.now();
+  node.agent = t.startProcess("nsenter", [
+    `--net=/run/netns/${ns}`, t.agent, "--node-name", "local", "--source", "file", "--node-file", path.join(t.tmp, "mem-nodes.json"),
+    "--net-conf", path.join(t.tmp, "mem-net-conf.json"), "--cni-conf-dir", path.join(dir, "net.d"), "--subnet-file", path.join(dir, "subnet.env"),
+    "--state-dir", path.join(dir, "state"), "--ipam-data-dir", path.join(dir, "ipam"), "--debug-addr", "127.0.0.1:9476",
+    "--ip-masq=false", "--datapath", "kernel", "--bpf-dir", path.join(t.bpfRoot, `mem-${key}`), ...policyArgs,
+  ], { env: { WEFT_CACHE_DIR: path.join(dir, "cache") }, logFile: path.join(dir, "agent.log") });
+  const deadline = Date.now() + 300_000;
+  let ms;
+  while (ms === undefined) {
+    if (node.agent.exit !== undefined) throw new Error(`${key}: weft-agent exited (${node.agent.exit}): ${fs.readFileSync(node.agent.logFile, "utf8").slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`${key}: not applied in 300 s: ${fs.readFileSync(node.agent.logFile, "utf8").slice(-2000)}`);
+    const { state } = t.agentState(node);
+    const p = state?.datapath?.policy;
+    if (state?.readiness?.ready && (count === undefined || (p?.synced && p.policies === count && p.lastApply && !p.lastApply.error))) ms = Date.now() - started;
+    else await sleep(100);
   }
-  if (parts.includes("memory")) {
-    lines.push(
-      `weft-agent RSS (VmRSS, 2 s idle), eBPF datapath, file source: ${rssEmpty.toFixed(1)} MB with the policy directory holding 2 pods and no policy; ${rssLoaded.toFixed(1)} MB with ${PODS} pods and ${MEMORY_POLICIES} policies.`,
-      "",
-    );
+  await sleep(2_000);
+  const rss = agentRssMb(node);
+  node.agent.child.kill("SIGTERM");
+  await Promise.race([node.agent.exited, sleep(10_000)]);
+  if (node.agent.exit === undefined) {
+    node.agent.child.kill("SIGKILL");
+    await node.agent.exited;
   }
-  return lines;
+  return { ms, rss };
+}
+
+async function memory() {
+  const ns = t.netns.add("mem");
+  ipIn(ns, "link", "add", "u0", "type", "veth", "peer", "name", "u1");
+  ipIn(ns, "addr", "add", "192.168.0.1/16", "dev", "u0");
+  ipIn(ns, "link", "set", "u0", "up");
+  ipIn(ns, "link", "set", "u1", "up");
+  fs.writeFileSync(path.join(t.tmp, "mem-nodes.json"), JSON.stringify({ nodes: [{ name: "local", podCidrs: ["10.251.1.0/24"], publicIp: "192.168.0.1" }] }));
+  fs.writeFileSync(path.join(t.tmp, "mem-net-conf.json"), JSON.stringify({ Network: "10.251.0.0/16", SubnetLen: 24, Backend: { Type: "vxlan" } }));
+  // The bench namespace holds the policies that select the update benchmark's target (no pod here).
+  const world = [namespace(NS, { team: "bench" }), ...largeWorld(PODS)];
+  const policyList = policies(MEMORY_POLICIES);
+  const policyDir = path.join(t.tmp, "mem-policies");
+  fs.mkdirSync(policyDir);
+  writeList(policyDir, "pods.json", world);
+  writeList(policyDir, "policies.json", policyList);
+  const rows = [];
+  const measure = async (label, key, args, count) => {
+    const result = await coldStart(ns, key, args, count);
+    process.stderr.write(`memory, ${label}: applied in ${result.ms} ms, RSS ${result.rss.toFixed(1)} MB\n`);
+    rows.push(`| ${label} | ${result.ms} | ${result.rss.toFixed(1)} |`);
+  };
+  await measure("policy off", "off", ["--policy-source", "off"]);
+  await measure(`file source (--policy-source dir), ${PODS} pods, ${MEMORY_POLICIES} policies`, "dir", ["--policy-source", "dir", "--policy-dir", policyDir], MEMORY_POLICIES);
+  let note = "";
+  if (fs.existsSync(path.join(KUBE_BIN, "kube-apiserver")) && fs.existsSync("/usr/bin/etcd")) {
+    const startIn = (command, args, logFile) => t.startProcess("nsenter", [`--net=/run/netns/${ns}`, command, ...args], { logFile });
+    const api = await startApiServer({ ns, dir: path.join(t.tmp, "kube-api"), kubeBin: KUBE_BIN, startIn });
+    const created = Date.now();
+    const namespaces = world.filter((o) => o.kind === "Namespace");
+    api.send(namespaces.map((o) => ({ method: "POST", path: "/api/v1/namespaces", body: o })));
+    // The ServiceAccount admission plugin wants each namespace's "default" account, which no controller makes here.
+    api.send(namespaces.map((o) => ({ method: "POST", path: `/api/v1/namespaces/${o.metadata.name}/serviceaccounts`, body: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default" } } })));
+    const pods = world.filter((o) => o.kind === "Pod");
+    api.send(pods.map((o) => ({
+      method: "POST", path: `/api/v1/namespaces/${o.metadata.namespace}/pods`,
+      body: { ...o, spec: { ...o.spec, automountServiceAccountToken: false, containers: [{ name: "c", image: "bench" }] }, status: undefined },
+    })));
+    api.send(pods.map((o) => ({ method: "PATCH", path: `/api/v1/namespaces/${o.metadata.namespace}/pods/${o.metadata.name}/status`, contentType: "application/merge-patch+json", body: { status: { phase: "Running", ...o.status } } })));
+    api.send(policyList.map((o) => ({ method: "POST", path: `/apis/networking.k8s.io/v1/namespaces/${o.metadata.namespace}/networkpolicies`, body: o })));
+    const listed = api.timeList("/api/v1/pods");
+    note = ` The kube source's objects were created through the API in ${((Date.now() - created) / 1000).toFixed(1)} s; the API server serves the ${listed.items} pods, in pages of 500 as the agent lists them, in ${listed.ms.toFixed(0)} ms (one client, nothing parsed but JSON).`;
+    await measure(`kube source (--policy-source kube, real kube-apiserver), ${PODS} pods, ${MEMORY_POLICIES} policies`, "kube", ["--policy-source", "kube", "--kubeconfig", api.kubeconfig], MEMORY_POLICIES);
+  } else {
+    note = ` The kube source was not measured: no kube-apiserver in ${KUBE_BIN} (scripts/kube/build.sh) or no etcd.`;
+  }
+  return [
+    `weft-agent memory with NetworkPolicy — cold start of one agent (kernel datapath, file node source) to its first apply of every policy, then VmRSS after 2 s idle; ${PODS} pods in 100 namespaces and ${MEMORY_POLICIES} policies (the update benchmark's world); ${os.cpus().length} cores, kernel ${os.release()}, load ${loadAverage()}; ${today()}`,
+    "",
+    "| policy source | applied in ms (cold start) | RSS MB |",
+    "|---|---:|---:|",
+    ...rows,
+    "",
+    note.trim(),
+    "",
+  ];
 }
 
 async function main() {
@@ -421,7 +502,8 @@ async function main() {
   t.setUp();
   const out = [];
   if (PARTS.includes("wire")) out.push(...await wire(), "");
-  if (PARTS.includes("update") || PARTS.includes("memory")) out.push(...await updateAndMemory(PARTS));
+  if (PARTS.includes("update")) out.push(...await update());
+  if (PARTS.includes("memory")) out.push(...await memory());
   console.log(out.join("\n"));
   process.stderr.write(`policy: done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
