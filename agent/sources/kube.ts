@@ -359,6 +359,8 @@ function describeKubeError(error: unknown): string {
         message = body.slice(0, 200);
       }
     }
+    // A refused watch carries no body (client-node keeps only the status line): "Internal Server Error".
+    if (message === undefined && error instanceof Error && error.message) message = error.message;
     return `Kubernetes API: HTTP ${code}${message ? `: ${String(message)}` : ""}`;
   }
   const cause = (error as { cause?: unknown } | undefined)?.cause;

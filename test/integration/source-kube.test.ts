@@ -178,6 +178,59 @@ describe("kube source: list and watch", () => {
     expect(seen.every((s) => !s.synced || (names(s).includes("node-1") && names(s).includes("node-2")))).toBe(true);
   });
 
+  it("rides out an API server that answers 500 and closes its watches every second: bounded backoff, no relist, nodes kept, then recovers", async () => {
+    const { server, source, start, seen } = await setup({ bookmarkIntervalMs: 0 }, { retryDelayMs: 100, maxRetryDelayMs: 400 });
+    for (const i of [1, 2, 3]) server.upsertNode(kubeNode(`node-${i}`, i));
+    await start();
+    await vi.waitFor(() => expect(source.snapshot().synced).toBe(true));
+    await vi.waitFor(() => expect(server.openWatches).toBe(1));
+    const nodes = source.snapshot().nodes;
+    const seenBefore = seen.length;
+    const closer = setInterval(() => server.closeWatches(), 1_000);
+    try {
+      // 1. Every request fails with 500 for 3 s (and the open watch is closed): the source retries on its backoff.
+      const failedFrom = server.requests.length;
+      const stormStart = Date.now();
+      server.failRequests(500);
+      server.closeWatches();
+      await vi.waitFor(() => expect(source.snapshot().error).toBe("Kubernetes API: HTTP 500: Internal Server Error"));
+      await new Promise((resolve) => setTimeout(resolve, 3_000 - (Date.now() - stormStart)));
+      const failed = server.requests.slice(failedFrom);
+      // Only watches, resumed from the last resourceVersion: no relist, so nothing to re-apply when it ends.
+      expect(failed.every((r) => r.query.watch === "true" && r.query.resourceVersion !== undefined)).toBe(true);
+      expect(lists(server)).toBe(1);
+      // 100, 200, 400, 400 … ms (±20%) plus client-node's own 1 s reconnect delay after the first close:
+      // 3 s hold at most 9 attempts; a retry loop without backoff would make hundreds.
+      expect(failed.length).toBeGreaterThanOrEqual(3);
+      expect(failed.length).toBeLessThanOrEqual(9);
+      const gaps = failed.slice(1).map((r, i) => r.at - failed[i]!.at);
+      expect(Math.min(...gaps.slice(2))).toBeGreaterThanOrEqual(0.8 * 400 - 20); // capped at maxRetryDelayMs
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(1.2 * 1_000 + 200);
+      expect(source.snapshot().nodes).toEqual(nodes);
+      expect(seen.slice(seenBefore).every((s) => JSON.stringify(s.nodes) === JSON.stringify(nodes))).toBe(true);
+
+      // 2. It answers again, but keeps closing watches every second: the source resumes each time, no relist,
+      //    no change reported; the error clears and a node added meanwhile arrives.
+      server.failRequests(undefined);
+      server.upsertNode(kubeNode("node-4", 4));
+      await vi.waitFor(() => {
+        expect(names(source.snapshot())).toEqual(["node-1", "node-2", "node-3", "node-4"]);
+        expect(source.snapshot().error).toBeUndefined();
+      }, { timeout: 5_000 });
+      const changes = seen.length;
+      const watchesFrom = server.requests.length;
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const resumed = server.requests.slice(watchesFrom);
+      expect(resumed.length).toBeGreaterThanOrEqual(1);
+      expect(resumed.length).toBeLessThanOrEqual(4); // one watch per close at most
+      expect(resumed.every((r) => r.query.watch === "true" && r.query.resourceVersion === server.resourceVersion)).toBe(true);
+      expect(seen.length).toBe(changes);
+      expect(lists(server)).toBe(1);
+    } finally {
+      clearInterval(closer);
+    }
+  });
+
   it("refuses an empty relist after an interruption and keeps its nodes", async () => {
     const { server, source, start } = await setup();
     server.upsertNode(kubeNode("node-1", 1));

@@ -16,7 +16,11 @@
 //
 // Errors are Status objects. The test drives the cluster (upsertNode, deleteNode), the history (compact), the
 // open watches (expireWatches, closeWatches, sendBookmarks), the resourceVersion (touchOtherResource) and the server itself (stop, restart: the same port,
-// the state kept). Every request is recorded in `requests`.
+// the state kept). Every request is recorded in `requests`, with the time it arrived.
+//
+// Fault injection, which is why this stand-in stays beside the real kube-apiserver (test/support/kube-apiserver.ts):
+// failRequests(500) makes every request fail with that status, as a sick API server or an overloaded etcd behind
+// it does; the real server cannot be made to.
 
 import http from "node:http";
 import type net from "node:net";
@@ -40,6 +44,8 @@ export interface RecordedRequest {
   query: Record<string, string>;
   contentType: string | undefined;
   body: unknown;
+  /** Date.now() when it arrived. */
+  at: number;
 }
 
 export interface FakeKubeApiServerOptions {
@@ -72,6 +78,7 @@ export class FakeKubeApiServer {
   #server: http.Server | undefined;
   #port = 0;
   #bookmarkTimer: NodeJS.Timeout | undefined;
+  #failing: number | undefined;
 
   private constructor(options: FakeKubeApiServerOptions) {
     this.#options = { bookmarkIntervalMs: options.bookmarkIntervalMs ?? 0, tooOldResponse: options.tooOldResponse ?? "event" };
@@ -169,6 +176,11 @@ export class FakeKubeApiServer {
 
   // ---- the server ----
 
+  /** From now on every request is answered with this HTTP status (a Status object); undefined answers again. */
+  failRequests(code: number | undefined): void {
+    this.#failing = code;
+  }
+
   /** The API goes away: the port is closed and every connection dropped. The cluster state is kept. */
   async stop(): Promise<void> {
     clearInterval(this.#bookmarkTimer);
@@ -216,7 +228,8 @@ export class FakeKubeApiServer {
       // recorded as text; PATCH answers 400 below
     }
     const contentType = request.headers["content-type"]?.split(";")[0]?.trim();
-    this.requests.push({ method: request.method ?? "", path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, body });
+    this.requests.push({ method: request.method ?? "", path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, body, at: Date.now() });
+    if (this.#failing !== undefined) return sendStatus(response, this.#failing, "InternalError", `injected failure (${this.#failing})`);
 
     const match = /^\/api\/v1\/nodes(?:\/([^/]+)(\/status)?)?$/.exec(url.pathname);
     if (!match) return sendStatus(response, 404, "NotFound", `the server could not find the requested resource (${url.pathname})`);
