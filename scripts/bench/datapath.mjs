@@ -56,6 +56,8 @@ Options:
   --dist DIR         where weft and weft-agent are (default dist/ of this checkout)
   --no-pin           do not pin clients to CPU 0 and servers to CPU 1 (taskset), which gives every path the
                      same placement of its two ends
+  --rps              steer each node's received packets to its application's CPU (RPS on eth0: client-side nodes
+                     to CPU 0, server-side nodes to CPU 1), as a NIC's RSS/aRFS would; needs the pinning
   --help             this text
 `;
 
@@ -71,7 +73,7 @@ function fail(message) {
   process.stderr.write(`datapath: ${message}\n`);
   process.exit(2);
 }
-const OPTIONS = ["--repeat", "--duration", "--rr-duration", "--message", "--no-pin", "--dist"];
+const OPTIONS = ["--repeat", "--duration", "--rr-duration", "--message", "--no-pin", "--rps", "--dist"];
 for (const arg of argv) if (arg.startsWith("--") && !OPTIONS.includes(arg)) fail(`unknown option ${arg} (see --help)`);
 const option = (name, fallback) => {
   const i = argv.indexOf(`--${name}`);
@@ -87,6 +89,8 @@ const MESSAGE = option("message", 64);
 
 const t = new BenchTopology({ name: "datapath", dist: DIST, pin: !argv.includes("--no-pin") });
 const PIN = t.pin;
+const RPS = argv.includes("--rps");
+if (RPS && !PIN) fail("--rps steers to the pinned CPUs: it needs the pinning (2+ cores, no --no-pin)");
 const { netns } = t;
 const addNode = (label, host) => t.addNode(label, host);
 const weftCluster = (key, options) => t.weftCluster(key, options);
@@ -189,6 +193,10 @@ async function main() {
   const fl2 = flannelNode("fl2", 42, "10.247.2.0/24");
   flannelPeer(fl1, fl2);
   flannelPeer(fl2, fl1);
+  if (RPS) {
+    for (const node of [vx1, vm1, hg1, eb1, em1, fl1]) t.steerReceive(node.ns, 0);
+    for (const node of [vx2, vm2, hg2, eb2, em2, fl2]) t.steerReceive(node.ns, 1);
+  }
 
   const vx1a = addWeftPod(vx1);
   const vx1b = addWeftPod(vx1);
@@ -274,7 +282,7 @@ async function main() {
   const spread = (values, digits) => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
   const cell = (values, digits) => (values.every(Number.isFinite) ? `${median(values).toFixed(digits)} (${spread(values, digits)})` : "n/a");
   const lines = [
-    `Datapath — iperf3 TCP 1 stream ${DURATION} s (retransmits: the sender's, per run), sockperf TCP ping-pong ${MESSAGE} B ${RR_DURATION} s (round trip), median of ${REPEAT} (range)${PIN ? ", client on CPU 0, server on CPU 1" : ", unpinned"}; ratios paired by round; ${os.cpus().length} cores, kernel ${os.release()}, load average ${loadBefore} before, ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]} after; ${new Date().toISOString().slice(0, 10)}`,
+    `Datapath — iperf3 TCP 1 stream ${DURATION} s (retransmits: the sender's, per run), sockperf TCP ping-pong ${MESSAGE} B ${RR_DURATION} s (round trip), median of ${REPEAT} (range)${PIN ? ", client on CPU 0, server on CPU 1" : ", unpinned"}${RPS ? ", each node's receive steered to its application's CPU (RPS)" : ""}; ratios paired by round; ${os.cpus().length} cores, kernel ${os.release()}, load average ${loadBefore} before, ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]} after; ${new Date().toISOString().slice(0, 10)}`,
     "",
     "| path | throughput Gbit/s | latency p50 µs | latency p99 µs | TCP retransmits | / flannel-identical: throughput, p50, retransmits | eBPF / weft kernel: throughput, p50, retransmits | / underlay: throughput, p50 | ip-masq on / off: throughput, p50 |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -44,6 +44,14 @@ export class BenchTopology {
     return this.pin ? ["taskset", "-c", String(cpu), command, ...args] : [command, ...args];
   }
 
+  /**
+   * RPS on the node's eth0: its received packets are processed (decapsulated, forwarded, delivered) on `cpu`, as a
+   * NIC's RSS/aRFS would put them near the application. `ip netns exec` mounts the namespace's own /sys.
+   */
+  steerReceive(ns, cpu) {
+    run("ip", ["netns", "exec", ns, "sh", "-c", `echo ${(1 << cpu).toString(16)} > /sys/class/net/eth0/queues/rx-0/rps_cpus`]);
+  }
+
   /** Starts a long-running process; ended by PID in cleanup. */
   startProcess(command, args, { env, logFile }) {
     const out = fs.openSync(logFile, "a");
