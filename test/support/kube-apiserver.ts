@@ -48,6 +48,8 @@ export interface KubeApiServer {
   /** The CA that signed the serving certificate (PEM). */
   ca: string;
   adminToken: string;
+  /** The etcd behind it ("http://127.0.0.1:<port>"), for writes the API server does not make on demand. */
+  etcdEndpoint: string;
   pid: number;
   /** A request as admin (or with `token`); JSON in and out. */
   request<T = unknown>(method: string, urlPath: string, body?: unknown, options?: { token?: string; contentType?: string }): Promise<ApiResponse<T>>;
@@ -172,7 +174,7 @@ export async function startKubeApiServer(options: { label?: string; extraIps?: s
     }
   };
   const server: KubeApiServer = {
-    url, port, ca, adminToken,
+    url, port, ca, adminToken, etcdEndpoint: etcd.endpoint,
     get pid() {
       return child?.pid ?? 0;
     },
