@@ -292,7 +292,12 @@ describe("3 nodes, vxlan, kube source (list/watch API server)", () => {
     api.deleteNode("node-8");
     await waitFor(() => cluster.nodes.every((node) => node.kernelObjects().routes.every((r) => !r.startsWith("10.244.8.0/24"))));
     const [a, , c] = cluster.nodes;
-    expect(tcpEcho(a!.pods[0]!.ns.name, c!.pods[0]!.ip, ECHO_PORT)).toMatchObject({ ok: true, source: a!.pods[0]!.ip });
+    const echo = await startEchoServer(c!.pods[0]!.ns.name, ECHO_PORT + 1);
+    try {
+      expect(tcpEcho(a!.pods[0]!.ns.name, c!.pods[0]!.ip, ECHO_PORT + 1)).toMatchObject({ ok: true, source: a!.pods[0]!.ip });
+    } finally {
+      echo.stop();
+    }
   }, 60_000);
 
   it("removes a deleted Node's objects everywhere, and programs a new one from the watch", async () => {
