@@ -4,7 +4,7 @@
 // eBPF datapath (vxlan) — beside the underlay itself (node ↔ node) and a hand-built flannel-identical topology, on
 // the same machine, in the same run.
 //
-//   node_modules/.bin/node scripts/bench/datapath.mjs [--repeat 3] [--duration 5] [--rr-duration 3]
+//   node_modules/.bin/node scripts/bench/datapath.mjs [--repeat 3] [--duration 5] [--rr-duration 3] [--rps] [--no-pin]
 //
 //   underlay netns: br0 (a plain L2 bridge) ─┬─ vx1, vx2   weft-agent --datapath kernel, vxlan, ip-masq off
 //                                            ├─ vm1, vm2   weft-agent --datapath kernel, vxlan, ip-masq on (nftables)
