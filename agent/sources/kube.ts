@@ -127,7 +127,6 @@ export class KubeSource implements NodeSource {
   readonly #backoff: Backoff;
   #retryTimer: NodeJS.Timeout | undefined;
   #starting: Promise<void> | undefined;
-  #listed = false;
   readonly #repairGuard: RepairGuardOptions | undefined;
   #keeper: KubeNodeKeeper | undefined;
   /** The agent's readiness as last told (keeper.setReady), for a keeper made by a later claim. */
@@ -239,9 +238,9 @@ export class KubeSource implements NodeSource {
   /** The informer's list function: one list, refused when empty while nodes are known. */
   async #list(): Promise<{ items: V1Node[]; metadata?: { resourceVersion?: string } }> {
     this.#throwIfClosed();
-    // The informer lists only at its start and after a 410 Gone (its resourceVersion left the server's window).
-    if (this.#listed) this.#log.info("Watch expired (410 Gone): listing the nodes again", { nodes: this.#table.size });
-    this.#listed = true;
+    // The informer lists until its first list succeeds (the table is synced after it), then only after a 410 Gone
+    // (its resourceVersion left the server's window).
+    if (this.#table.synced) this.#log.info("Watch expired (410 Gone): listing the nodes again", { nodes: this.#table.size });
     // In pages, each cut down before the next arrives: a 5,000-node list parsed whole peaks at tens of MB that
     // the process keeps long after (docs/benchmarks.md, agent scale with the real API server).
     const items: V1Node[] = [];

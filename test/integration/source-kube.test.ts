@@ -3,6 +3,7 @@
 // node's claim (wait for spec.podCIDR, annotations, NetworkUnavailable condition).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LocalAnnouncement, LocalHints, NetworkConfig, NodeSnapshot } from "../../agent/model";
+import type { Logger } from "../../agent/log";
 import { KubeSource, type KubeSourceOptions } from "../../agent/sources/kube";
 import { FakeKubeApiServer, type FakeKubeApiServerOptions, type FakeNode } from "../support/fake-kube-apiserver";
 import { announcing } from "../support/announce";
@@ -229,6 +230,22 @@ describe("kube source: list and watch", () => {
     } finally {
       clearInterval(closer);
     }
+  });
+
+  it("says it relists after a 410, and not while its first list keeps failing", async () => {
+    const messages: string[] = [];
+    const recorder: Logger = { debug: () => {}, info: (msg) => void messages.push(msg), warn: (msg) => void messages.push(msg), error: (msg) => void messages.push(msg), with: () => recorder };
+    const { server, source, start } = await setup({}, { logger: recorder });
+    server.upsertNode(kubeNode("node-1", 1));
+    server.failRequests(500);
+    await start();
+    await vi.waitFor(() => expect(lists(server)).toBeGreaterThanOrEqual(3));
+    server.failRequests(undefined);
+    await vi.waitFor(() => expect(source.snapshot().synced).toBe(true));
+    const relisted = "Watch expired (410 Gone): listing the nodes again";
+    expect(messages).not.toContain(relisted);
+    server.expireWatches();
+    await vi.waitFor(() => expect(messages.filter((m) => m === relisted)).toHaveLength(1));
   });
 
   it("refuses an empty relist after an interruption and keeps its nodes", async () => {
